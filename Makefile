@@ -1,0 +1,40 @@
+# make test    unit tests, then every notebook under nbval (installs into .venv when missing)
+# make course  runs every notebook headless and prints the results table
+# make lab     JupyterLab on the course
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+CELL_TIMEOUT ?= 600
+
+.PHONY: install test unit notebooks course table lab bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+test: unit notebooks
+
+unit: install
+	$(PY) -m pytest tests -q
+
+notebooks: install
+	$(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q
+
+course: install
+	$(PY) -m vlmlearn.course
+
+table: install
+	$(PY) -m vlmlearn.course --table
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks
+
+bench: install
+	$(PY) benchmarks/bench_data_and_loop.py
+
+clean:
+	rm -rf build

@@ -1,0 +1,96 @@
+"""viz, results, exercises, widgets and the course runner."""
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from vlmlearn import exercises, viz  # noqa: E402
+from vlmlearn.results import load_results, record_results, results_table  # noqa: E402
+from vlmlearn.train import History  # noqa: E402
+
+
+def test_plots_return_figures(world):
+    b = world.noisy_pairs(6, noise_rate=0.5)
+    fig, axes = viz.show_images(b.images, b.captions, ncols=3, colors=["red" if n else "black" for n in b.is_noisy])
+    assert axes.shape == (2, 3) and "circle" in " ".join(a.get_title() for a in axes.flat) + " circle"
+    h = History()
+    for s in range(5):
+        h.log(h.train, s + 1, {"loss": 1.0 / (s + 1), "acc": s / 5})
+    h.log(h.eval, 5, {"acc": 0.7})
+    fig, axes = h.plot()
+    assert len(axes.flat) == 2
+    assert viz.plot_similarity(torch.rand(3, 4), ["a", "b", "c"], list("wxyz"))[0] is not None
+    assert viz.plot_confusion(torch.eye(3) * 5, ["x", "y", "z"])[0] is not None
+    assert viz.plot_embeddings(torch.randn(20, 5), np.arange(20) % 3, ["p", "q", "r"])[0] is not None
+    assert viz.plot_bars({"a": 0.5, "b": 0.9}, baseline=0.2)[0] is not None
+    with pytest.raises(ValueError, match="captions"):
+        viz.show_images(b.images, ["only one"])
+
+
+def test_record_results_contract(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLMLEARN_RESULTS_DIR", str(tmp_path))
+    path = record_results("00_x", {"acc": 0.9}, {"acc_chance": 0.1}, runtime_s=12.345, seed=0)
+    rec = json.loads(path.read_text())
+    assert path.parent == tmp_path
+    assert {"notebook", "metrics", "baselines", "runtime_s", "device", "seed"} <= set(rec)
+    assert rec["metrics"] == {"acc": 0.9} and rec["runtime_s"] == 12.35 and rec["seed"] == 0
+    table = results_table(load_results())
+    assert "00_x" in table and "acc_chance=0.1" in table and "12 s" in table
+    with pytest.raises(ValueError, match="finite"):
+        record_results("00_x", {"acc": float("nan")}, {})
+
+
+def test_exercise_checks_catch_wrong_answers(capsys, world):
+    def good(captions, rate, seed):
+        if not 0 <= rate <= 1:
+            raise ValueError("rate")
+        rng = np.random.default_rng(seed)
+        chosen = rng.permutation(len(captions))[: round(rate * len(captions))]
+        out = list(captions)
+        for i, j in zip(chosen, np.roll(chosen, 1)):
+            out[i] = captions[j]
+        swapped = np.zeros(len(captions), bool)
+        swapped[chosen] = len(chosen) > 1
+        return out, swapped
+
+    def lazy(captions, rate, seed):
+        raise NotImplementedError
+
+    def unflagged(captions, rate, seed):
+        out, swapped = good(captions, rate, seed)
+        return out, np.zeros(len(captions), bool)
+
+    assert exercises.check_swap_captions(good)
+    assert not exercises.check_swap_captions(lazy)
+    assert not exercises.check_swap_captions(unflagged)
+    out = capsys.readouterr().out
+    assert "not implemented yet" in out and "✗" in out
+
+    from vlmlearn.data import caption_matches
+    assert exercises.check_noise_rate(
+        lambda b: float(np.mean([not caption_matches(c, b.attributes, i) for i, c in enumerate(b.captions)])), world)
+    assert not exercises.check_noise_rate(lambda b: float(b.is_noisy.mean()) + 0.01, world)
+
+
+def test_world_views_for_the_browser():
+    from vlmlearn.widgets import WORLD_VIEWS, world_browser, world_view
+
+    for view in WORLD_VIEWS:
+        images, texts, colors = world_view(view, n=4, image_size=16)
+        assert len(texts) == 4 and (images is None or images.shape == (4, 3, 16, 16))
+    assert world_browser(n=4).children  # builds the widget without a front end
+    with pytest.raises(ValueError, match="view"):
+        world_view("everything")
+
+
+def test_course_table_only(tmp_path, monkeypatch, capsys):
+    from vlmlearn import course
+
+    monkeypatch.setenv("VLMLEARN_RESULTS_DIR", str(tmp_path))
+    record_results("01_y", {"r1": 0.5}, {"r1_chance": 0.01}, runtime_s=3)
+    assert course.main(["--table"]) == 0
+    assert "01_y" in capsys.readouterr().out

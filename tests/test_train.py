@@ -1,0 +1,114 @@
+import pytest
+import torch
+from torch import nn
+
+from vlmlearn.train import (History, evaluate, load_checkpoint, load_weights, minibatches, save_checkpoint,
+                            save_weights, set_seed, train)
+
+
+def _problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 8, generator=g)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    return x, y
+
+
+def _model():
+    set_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 2))
+
+
+def step(model, batch):
+    x, y = batch
+    logits = model(x)
+    return nn.functional.cross_entropy(logits, y), {"acc": (logits.argmax(1) == y).float().mean()}
+
+
+def test_train_learns_and_records_history():
+    x, y = _problem()
+    model = _model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    h = train(model, opt, step, minibatches(x, y, batch_size=32), steps=150, progress=False,
+              eval_fn=lambda m: {"acc": (m(x).argmax(1) == y).float().mean()}, eval_every=50)
+    assert h.train["step"] == list(range(1, 151)) and len(h.train["loss"]) == 150
+    assert h.eval["step"] == [50, 100, 150]
+    assert h.eval["acc"][-1] > 0.9 and h.train["loss"][-1] < h.train["loss"][0]
+    assert h.stopped_by == "steps" and not model.training
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path):
+    x, y = _problem()
+
+    def run(steps, ckpt=None):
+        model = _model()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=7, gamma=0.9)
+        train(model, opt, step, minibatches(x, y, batch_size=32, seed=3), steps=steps, scheduler=sched,
+              checkpoint=ckpt, checkpoint_every=5, progress=False)
+        return model
+
+    straight = run(20)
+    ckpt = tmp_path / "run.pt"
+    run(12, ckpt)  # interrupted after 12 steps
+    resumed = run(20, ckpt)  # a fresh process would do exactly this
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    step_, history = load_checkpoint(ckpt, _model())
+    assert step_ == 20 and history.train["step"] == list(range(1, 21))
+
+
+def test_time_budget_and_callback_stop():
+    x, y = _problem()
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    h = train(model, opt, step, minibatches(x, y, batch_size=32), steps=10**6, max_seconds=0.3, progress=False)
+    assert h.stopped_by == "time" and 0.3 <= h.seconds < 5 and len(h.train["loss"]) < 10**6
+
+    def stop_at_7(state):
+        state.stop = state.step == 7
+
+    h = train(model, opt, step, minibatches(x, y, batch_size=32), steps=100, callbacks=[stop_at_7], progress=False)
+    assert h.stopped_by == "callback" and h.train["step"][-1] == 7
+
+
+def test_iterable_data_is_cycled_and_nan_is_caught():
+    x, y = _problem()
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    h = train(model, opt, step, loader, steps=10, progress=False)  # 4 batches per epoch, cycled
+    assert len(h.train["loss"]) == 10
+    with pytest.raises(FloatingPointError, match="step 0"):
+        train(model, opt, lambda m, b: (m(b[0]).sum() * float("nan"), {}), loader, steps=3, progress=False)
+
+
+def test_minibatches_validate_and_cover_each_epoch():
+    x, y = _problem()
+    get = minibatches(x, y, batch_size=64, seed=1)
+    seen = torch.cat([get(k)[1] for k in range(4)])
+    assert seen.sum() == y.sum()  # one epoch = every sample once
+    assert torch.equal(get(5)[0], minibatches(x, y, batch_size=64, seed=1)(5)[0])
+    with pytest.raises(ValueError, match="same length"):
+        minibatches(x, y[:10], batch_size=4)
+    with pytest.raises(ValueError, match="batch_size"):
+        minibatches(x, batch_size=1000)
+
+
+def test_checkpoint_and_weights_load_safely(tmp_path):
+    model = _model()
+    path = save_checkpoint(tmp_path / "c.pt", model, torch.optim.AdamW(model.parameters()), 3, History())
+    torch.load(path, weights_only=True)  # plain tensors and containers only
+    other = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 2))
+    assert load_checkpoint(path, other)[0] == 3
+    assert torch.equal(other[0].weight, model[0].weight)
+    w = save_weights(model, tmp_path / "m.safetensors")
+    fresh = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.1), nn.ReLU(), nn.Linear(16, 2))
+    assert torch.equal(load_weights(fresh, w)[3].bias, model[3].bias)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt", model)
+
+
+def test_evaluate_restores_train_mode():
+    model = _model().train()
+    assert evaluate(model, lambda m: {"training": float(m.training)}) == {"training": 0.0}
+    assert model.training

@@ -1,0 +1,9 @@
+"""Data for the course: ShapesWorld, the real digits, real dataset formats and tokenizers."""
+from .digits import DIGIT_NAMES, DigitsSplit, LabeledImages, digit_caption, load_digits_split
+from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pairs, export_flickr30k,
+                      load_coco_captions, load_csv_pairs, load_flickr30k, load_image, load_image_folder,
+                      to_rgb)
+from .shapes import (ANSWERS, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
+                     Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary,
+                     content_keys, paraphrases, parse_caption)
+from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer

@@ -1,0 +1,162 @@
+"""Small encoders with CPU-sized defaults: a CNN and a tiny ViT for images, a transformer for text.
+
+Each returns features of size `embed_dim`; objectives (contrastive, masked modeling, classification)
+live outside the models so a notebook can swap them. Every forward checks its input and says what
+it expected.
+
+    img = SmallCNN(image_size=32)          # (B, 3, 32, 32) -> (B, 128)
+    vit = TinyViT(image_size=32)           # (B, 3, 32, 32) -> (B, 128); .forward_tokens for patches
+    txt = TextTransformer(vocab_size=35)   # (B, L) token ids -> (B, 128)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def check_images(x: torch.Tensor, channels: int, image_size: int) -> None:
+    """Raise a ValueError unless x has shape (B, channels, image_size, image_size) and is float."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or tuple(x.shape[1:]) != (channels, image_size, image_size):
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected images of shape (B, {channels}, {image_size}, {image_size}), got {got}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected float images in [0, 1], got dtype {x.dtype}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class SmallCNN(nn.Module):
+    """A plain CNN: a 3x3 stem, then one stride-2 conv block per width, flatten, linear.
+
+    With the defaults a 32 px image is reduced to 128 x 4 x 4 before the projection (0.5 M params).
+    Input (B, in_channels, S, S) with S divisible by 2**len(widths); output (B, embed_dim).
+    """
+
+    def __init__(self, *, image_size: int = 32, in_channels: int = 3, widths: tuple[int, ...] = (32, 64, 128),
+                 embed_dim: int = 128):
+        super().__init__()
+        if image_size % 2 ** len(widths):
+            raise ValueError(f"image_size {image_size} must be divisible by {2 ** len(widths)} "
+                             f"(one halving per width in {widths})")
+        self.image_size, self.in_channels, self.embed_dim = image_size, in_channels, embed_dim
+        layers, prev = [nn.Conv2d(in_channels, widths[0], 3, padding=1), nn.BatchNorm2d(widths[0]), nn.ReLU()], widths[0]
+        for w in widths:
+            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
+            prev = w
+        self.features = nn.Sequential(*layers)
+        side = image_size // 2 ** len(widths)
+        self.proj = nn.Linear(prev * side * side, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.in_channels, self.image_size)
+        return self.proj(self.features(x).flatten(1))  # (B, C, s, s) -> (B, C*s*s) -> (B, D)
+
+
+def sincos_position_embedding_2d(grid_size: int, dim: int) -> torch.Tensor:
+    """Fixed 2-D sine-cosine position embeddings, (grid_size**2, dim), as in MAE.
+
+    Half of the channels encode the row, half the column, each with sin and cos at geometric
+    frequencies. Rows of the result follow the patches in raster order.
+    """
+    if dim % 4:
+        raise ValueError(f"dim must be divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    ys, xs = torch.meshgrid(torch.arange(grid_size, dtype=torch.float64),
+                            torch.arange(grid_size, dtype=torch.float64), indexing="ij")
+
+    def encode(pos):  # (N,) -> (N, dim/2)
+        angles = pos.flatten()[:, None] * omega[None, :]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    # MAE's order: the first half of the channels encodes x (columns), the second half y (rows).
+    return torch.cat([encode(xs), encode(ys)], dim=1).float()
+
+
+class TinyViT(nn.Module):
+    """A small Vision Transformer: patch embedding, fixed 2-D sin-cos positions, a CLS token,
+    pre-norm transformer blocks, and a projection of the pooled token.
+
+    Input (B, in_channels, S, S); `forward_tokens` gives (B, 1 + (S/patch)**2, width) with the CLS
+    token first; `forward` gives (B, embed_dim). Dosovitskiy et al. 2021, "An Image is Worth 16x16
+    Words".
+    """
+
+    def __init__(self, *, image_size: int = 32, patch_size: int = 4, in_channels: int = 3, width: int = 128,
+                 depth: int = 4, heads: int = 4, mlp_ratio: float = 2.0, embed_dim: int = 128, pool: str = "cls"):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}")
+        if pool not in ("cls", "mean"):
+            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
+        self.image_size, self.in_channels, self.pool, self.embed_dim = image_size, in_channels, pool, embed_dim
+        self.grid = image_size // patch_size
+        self.patch_embed = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
+        self.register_buffer("pos_embed", sincos_position_embedding_2d(self.grid, width)[None], persistent=False)
+        block = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, embed_dim)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.in_channels, self.image_size)
+        patches = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W)
+        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), patches], dim=1)  # (B, 1+N, W)
+        return self.norm(self.blocks(tokens))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.forward_tokens(x)
+        pooled = tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(1)
+        return self.proj(pooled)
+
+
+class TextTransformer(nn.Module):
+    """A small transformer over token ids, pooled at the end token (the last non-pad position).
+
+    Word embeddings start small (std 0.02, as in CLIP). PyTorch's default nn.Embedding init
+    (std 1) would swamp the position embeddings, and the model would then read a caption as a bag
+    of words, unable to tell "red circle and blue square" from "blue circle and red square".
+    Input (B, L) int64 with L <= context_length; `forward_tokens` gives (B, L, width), `forward`
+    (B, embed_dim). Radford et al. 2021, "Learning Transferable Visual Models From Natural
+    Language Supervision".
+    """
+
+    def __init__(self, *, vocab_size: int, context_length: int = 32, width: int = 128, layers: int = 2,
+                 heads: int = 4, mlp_ratio: float = 2.0, embed_dim: int = 128, pad_id: int = 0,
+                 token_init_std: float = 0.02):
+        super().__init__()
+        self.vocab_size, self.context_length, self.pad_id, self.embed_dim = vocab_size, context_length, pad_id, embed_dim
+        self.token_embed = nn.Embedding(vocab_size, width)
+        self.pos_embed = nn.Parameter(torch.empty(context_length, width))
+        block = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.proj = nn.Linear(width, embed_dim)
+        nn.init.normal_(self.token_embed.weight, std=token_init_std)
+        nn.init.normal_(self.pos_embed, std=0.01)
+
+    def _check(self, ids: torch.Tensor) -> None:
+        if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
+            got = f"{tuple(ids.shape)} {ids.dtype}" if isinstance(ids, torch.Tensor) else type(ids).__name__
+            raise ValueError(f"expected token ids of shape (B, L) and dtype int64, got {got}")
+        if ids.shape[1] > self.context_length:
+            raise ValueError(f"expected at most {self.context_length} tokens, got {ids.shape[1]}")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            raise ValueError(f"token ids must be in [0, {self.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
+        if len(ids) and (ids != self.pad_id).sum(1).min() == 0:
+            raise ValueError("got an empty text (a row of padding only); check for empty captions")
+
+    def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        self._check(ids)
+        x = self.token_embed(ids) + self.pos_embed[: ids.shape[1]]  # (B, L, W)
+        return self.norm(self.blocks(x, src_key_padding_mask=ids == self.pad_id))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        tokens = self.forward_tokens(ids)
+        last = (ids != self.pad_id).sum(1) - 1  # position of the end token, (B,)
+        return self.proj(tokens[torch.arange(len(ids)), last])
