@@ -22,7 +22,7 @@ unit: install
 	$(PY) -m pytest tests -q
 
 notebooks: install
-	$(PY) -m pytest --nbval-lax --current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q
 
 course: install
 	$(PY) -m vlmlearn.course

@@ -1,0 +1,32 @@
+"""Execute notebooks in place, top to bottom, and tidy them for committing.
+
+    python tools/refresh_notebooks.py notebooks/00_data_landscape.ipynb [...]
+
+Outputs (plots included) are kept so the notebooks read well on GitHub; widget state is stripped
+(it is large and goes stale), execution counts run 1, 2, 3, ... and the file size is reported.
+"""
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def refresh(path: Path, timeout: int = 600) -> None:
+    nb = nbformat.read(path, as_version=4)
+    t0 = time.perf_counter()
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                raise SystemExit(f"{path}: a cell raised {out['ename']}: {out['evalue']}")
+    nbformat.write(nb, path)
+    print(f"{path}: {time.perf_counter() - t0:.0f} s, {path.stat().st_size / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    for arg in sys.argv[1:]:
+        refresh(Path(arg))
