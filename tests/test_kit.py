@@ -94,3 +94,55 @@ def test_course_table_only(tmp_path, monkeypatch, capsys):
     record_results("01_y", {"r1": 0.5}, {"r1_chance": 0.01}, runtime_s=3)
     assert course.main(["--table"]) == 0
     assert "01_y" in capsys.readouterr().out
+
+
+def test_clip_loss_exercise_check_explains_mistakes(capsys):
+    import torch.nn.functional as F
+
+    def one_way(img, txt, scale):
+        return F.cross_entropy(scale * img @ txt.T, torch.arange(len(img)))
+
+    def no_scale(img, txt, scale):
+        logits = img @ txt.T
+        return (F.cross_entropy(logits, torch.arange(len(img))) + F.cross_entropy(logits.T, torch.arange(len(img)))) / 2
+
+    from vlmlearn.losses import clip_loss
+    assert exercises.check_clip_loss(clip_loss)
+    assert not exercises.check_clip_loss(one_way)
+    assert not exercises.check_clip_loss(no_scale)
+    out = capsys.readouterr().out
+    assert "only image-to-text" in out and "logit scale is not used" in out
+
+
+def test_keep_most_similar_check_and_filter_trade_off():
+    from vlmlearn.widgets import filter_explorer, filter_trade_off
+
+    def good(scores, frac):
+        if not 0 <= frac <= 1:
+            raise ValueError
+        keep = torch.zeros(len(scores), dtype=torch.bool)
+        keep[torch.argsort(scores, descending=True)[: round(frac * len(scores))]] = True
+        return keep
+
+    assert exercises.check_keep_most_similar(good)
+    assert not exercises.check_keep_most_similar(lambda s, f: s > 0.5)
+    scores = torch.tensor([0.9, 0.8, 0.1, 0.2])
+    noisy = torch.tensor([False, False, True, True])
+    t = filter_trade_off(scores, noisy, 0.5)
+    assert t == {"kept": 2, "noise_kept": 0.0, "noise_removed": 1.0, "clean_lost": 0.0}
+    assert filter_trade_off(scores, noisy, 1.0)["noise_kept"] == 0.5
+    assert filter_explorer(scores, noisy).children
+
+
+def test_retrieval_explorer_builds(world):
+    from vlmlearn.contrastive import DualEncoder
+    from vlmlearn.data import WordTokenizer, caption_vocabulary
+    from vlmlearn.models import SmallCNN, TextTransformer
+    from vlmlearn.widgets import retrieval_explorer
+
+    tok = WordTokenizer(caption_vocabulary(), context_length=20)
+    model = DualEncoder(SmallCNN(widths=(8, 8, 8), embed_dim=16),
+                        TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=16, layers=1, heads=2,
+                                        embed_dim=16))
+    b = world.pairs(12)
+    assert retrieval_explorer(model, tok, b.images, b.captions, k=3).children

@@ -16,7 +16,14 @@ from nbclient import NotebookClient
 def refresh(path: Path, timeout: int = 600) -> None:
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except Exception as e:  # keep what ran, for reading, without touching the committed notebook
+        failed = Path("build/failed") / path.name
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, failed)
+        raise SystemExit(f"{path}: {type(e).__name__}; the partly executed notebook is in {failed}")
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)

@@ -79,3 +79,60 @@ def check_noise_rate(fn: Callable, world) -> bool:
             _expect(abs(float(got) - truth) < 1e-9, f"noise_rate={rate}: expected {truth:.3f}, got {float(got):.3f}")
 
     return _run("measured_noise_rate", checks)
+
+
+def check_clip_loss(fn: Callable) -> bool:
+    """Exercise (notebook 01): `fn(image_features, text_features, logit_scale) -> scalar`, the
+    symmetric InfoNCE loss, compared with vlmlearn.losses.clip_loss forward and backward."""
+    import torch
+    import torch.nn.functional as F
+
+    from .losses import clip_loss
+
+    def checks():
+        g = torch.Generator().manual_seed(0)
+        img = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+        txt = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
+        scale = torch.tensor(10.0)
+        got = fn(img, txt, scale)
+        _expect(isinstance(got, torch.Tensor) and got.ndim == 0, f"expected a scalar tensor, got {got!r}")
+        want = clip_loss(img, txt, scale)
+        labels = torch.arange(6)
+        one_way = F.cross_entropy(scale * img @ txt.T, labels)
+        if torch.allclose(got, one_way, atol=1e-5) and not torch.allclose(one_way, want, atol=1e-5):
+            raise _Fail("you computed only image-to-text; average it with text-to-image (the transposed logits)")
+        if torch.allclose(got, clip_loss(img, txt, torch.tensor(1.0)), atol=1e-5):
+            raise _Fail("the logit scale is not used: multiply the similarities by it")
+        _expect(torch.allclose(got, want, atol=1e-5), f"expected {want.item():.5f}, got {float(got):.5f}")
+        aligned = fn(torch.eye(4), torch.eye(4), torch.tensor(100.0))
+        _expect(float(aligned) < 1e-4, f"a perfectly aligned batch at scale 100 should cost ~0, got {float(aligned):.4f}")
+        img.requires_grad_(True)
+        grad = torch.autograd.grad(fn(img, txt, scale), img)[0]
+        img2 = img.detach().requires_grad_(True)
+        want_grad = torch.autograd.grad(clip_loss(img2, txt, scale), img2)[0]
+        _expect(torch.allclose(grad, want_grad, atol=1e-5), "the forward value is right but the gradient differs")
+
+    return _run("clip_loss", checks)
+
+
+def check_keep_most_similar(fn: Callable) -> bool:
+    """Exercise (notebook 02): `fn(scores, keep_fraction) -> bool mask` keeping exactly
+    round(keep_fraction * N) pairs with the highest scores (CLIP-score filtering)."""
+    import torch
+
+    def checks():
+        scores = torch.tensor([0.1, 0.9, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0])
+        for frac, want in ((0.3, {1, 6, 4}), (0.5, {1, 6, 4, 8, 2}), (0.0, set()), (1.0, set(range(10)))):
+            keep = fn(scores, frac)
+            _expect(isinstance(keep, torch.Tensor) and keep.dtype == torch.bool and keep.shape == scores.shape,
+                    f"expected a bool tensor of shape {tuple(scores.shape)}, got {keep!r}")
+            got = set(torch.nonzero(keep).flatten().tolist())
+            _expect(got == want, f"keep_fraction={frac}: expected to keep indices {sorted(want)}, kept {sorted(got)}")
+        try:
+            fn(scores, 1.5)
+        except ValueError:
+            pass
+        else:
+            raise _Fail("keep_fraction=1.5 should raise ValueError")
+
+    return _run("keep_most_similar", checks)

@@ -73,3 +73,97 @@ def world_browser(n: int = 16):
         w.observe(update, names="value")
     update()
     return W.VBox([W.HBox([view, noise]), W.HBox([seed, size]), out])
+
+
+def retrieval_explorer(model, tokenizer, images, captions, *, k: int = 5):
+    """Type a caption to see the top-k images; pick an image to see its top-k captions.
+
+    `model` has encode_image / encode_text (a DualEncoder or an open_clip CLIP); `images` is
+    (N, 3, S, S) and `captions` the candidate texts.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .contrastive import image_text_similarity
+    from .viz import show_images
+
+    sim = image_text_similarity(model, tokenizer, images, captions)  # (N_img, N_txt), computed once
+    query = W.Text(value=captions[0], description="caption", layout=W.Layout(width="520px"))
+    pick = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+    out_images, out_captions = W.Output(), W.Output()
+
+    def show_top_images(*_):
+        scores = image_text_similarity(model, tokenizer, images, [query.value])[:, 0]
+        top = scores.topk(k).indices
+        with out_images:
+            out_images.clear_output(wait=True)
+            fig, _ = show_images(images[top], [f"{s:.2f}" for s in scores[top]], ncols=k, size=1.4)
+            display(fig)
+            plt.close(fig)
+
+    def show_top_captions(*_):
+        scores = sim[pick.value]
+        top = scores.topk(k).indices
+        with out_captions:
+            out_captions.clear_output(wait=True)
+            fig, _ = show_images(images[pick.value:pick.value + 1], size=1.4)
+            display(fig)
+            plt.close(fig)
+            for j in top:
+                print(f"{scores[j]:.2f}  {captions[j]}")
+
+    query.observe(show_top_images, names="value")
+    pick.observe(show_top_captions, names="value")
+    show_top_images()
+    show_top_captions()
+    return W.VBox([W.HTML("<b>text → images</b>"), query, out_images,
+                   W.HTML("<b>image → captions</b>"), pick, out_captions])
+
+
+def filter_trade_off(scores, is_noisy, keep_fraction: float) -> dict[str, float]:
+    """Keep the top `keep_fraction` of pairs by score: how clean is what is kept, and how much clean
+    data is thrown away? Returns kept, noise_kept (fraction of kept pairs that are noisy),
+    noise_removed (fraction of noisy pairs dropped) and clean_lost (fraction of clean pairs dropped)."""
+    import torch
+
+    scores, is_noisy = torch.as_tensor(scores), torch.as_tensor(is_noisy, dtype=torch.bool)
+    keep = torch.zeros(len(scores), dtype=torch.bool)
+    keep[torch.argsort(scores, descending=True)[: round(keep_fraction * len(scores))]] = True
+    n_noisy, n_clean = max(int(is_noisy.sum()), 1), max(int((~is_noisy).sum()), 1)
+    return {"kept": int(keep.sum()), "noise_kept": (is_noisy & keep).sum().item() / max(int(keep.sum()), 1),
+            "noise_removed": (is_noisy & ~keep).sum().item() / n_noisy,
+            "clean_lost": (~is_noisy & ~keep).sum().item() / n_clean}
+
+
+def filter_explorer(scores, is_noisy):
+    """A slider over the fraction of pairs to keep, with the filtering trade-off it buys."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from IPython.display import display
+
+    fractions = np.linspace(0.05, 1.0, 20)
+    curves = [filter_trade_off(scores, is_noisy, f) for f in fractions]
+    slider = W.FloatSlider(value=0.6, min=0.05, max=1.0, step=0.05, description="keep")
+    out = W.Output()
+
+    def update(*_):
+        now = filter_trade_off(scores, is_noisy, slider.value)
+        with out:
+            out.clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(6, 3))
+            for key, label in (("noise_kept", "noise in kept pairs"), ("noise_removed", "noisy pairs removed"),
+                               ("clean_lost", "clean pairs lost")):
+                ax.plot(fractions, [c[key] for c in curves], label=label)
+            ax.axvline(slider.value, color="k", ls="--")
+            ax.set_xlabel("fraction of pairs kept")
+            ax.legend(fontsize=8)
+            display(fig)
+            plt.close(fig)
+            print(f"keep {now['kept']} pairs: {now['noise_kept']:.1%} noisy; removes {now['noise_removed']:.1%} "
+                  f"of the noise and loses {now['clean_lost']:.1%} of the clean pairs")
+
+    slider.observe(update, names="value")
+    update()
+    return W.VBox([slider, out])

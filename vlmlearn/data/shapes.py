@@ -449,10 +449,23 @@ class ShapesWorld:
         """
         b, _ = self._batch("binding", n, split, start, 1.0)
         b.captions = caption_from_attributes(b.attributes, b.template)
-        swapped = {k: v.copy() for k, v in b.attributes.items()}
-        swapped["color"] = swapped["color"][:, ::-1].copy()
-        b.swapped_captions = caption_from_attributes(swapped, b.template)
+        b.swapped_captions = color_swapped_captions(b)
         return b
+
+
+def color_swapped_captions(batch: Batch) -> list[str]:
+    """Hard negatives: each caption with its colours bound to the wrong objects.
+
+    Two objects swap colours ("a red circle and a blue square" -> "a blue circle and a red
+    square": the same words). A lone object gets another colour, since it has no partner to swap
+    with. Same template as the batch's own captions.
+    """
+    a = {k: v.copy() for k, v in batch.attributes.items()}
+    two = a["n_objects"] == 2
+    a["color"][two] = a["color"][two, ::-1]
+    shift = 1 + batch.index[~two] % (len(COLORS) - 1)
+    a["color"][~two, 0] = (a["color"][~two, 0] + shift) % len(COLORS)
+    return caption_from_attributes(a, batch.template)
 
 
 def caption_vocabulary() -> list[str]:

@@ -1,0 +1,85 @@
+import math
+
+import pytest
+import torch
+
+from vlmlearn.contrastive import (DualEncoder, attribute_prompts, binding_accuracy, clip_step, image_text_similarity,
+                                  retrieval_metrics, siglip_step, zero_shot_accuracy)
+from vlmlearn.data import WordTokenizer, caption_vocabulary, color_swapped_captions
+from vlmlearn.models import SmallCNN, TextTransformer
+from vlmlearn.train import minibatches, set_seed, train
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return WordTokenizer(caption_vocabulary(), context_length=20)
+
+
+def tiny(tok, **kw):
+    set_seed(0)
+    return DualEncoder(SmallCNN(image_size=16, widths=(16, 32, 32), embed_dim=32),
+                       TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=32, layers=1, heads=2,
+                                       embed_dim=32), **kw)
+
+
+def test_dual_encoder_outputs_and_temperature(tok):
+    model = tiny(tok)
+    img, txt, scale = model(torch.rand(4, 3, 16, 16), tok(["a red circle"] * 4))
+    assert img.shape == txt.shape == (4, 32)
+    assert torch.allclose(img.norm(dim=-1), torch.ones(4)) and torch.allclose(txt.norm(dim=-1), torch.ones(4))
+    assert scale.item() == pytest.approx(1 / 0.07)
+    model.logit_scale.data.fill_(math.log(1000))
+    assert model.scale().item() == 100.0  # clamped as in CLIP
+    with pytest.raises(ValueError, match="3 images but 4 captions"):
+        model(torch.rand(3, 3, 16, 16), tok(["a"] * 4))
+
+
+def test_clip_step_with_hard_negatives_and_siglip_step(tok):
+    model = tiny(tok)
+    images, ids = torch.rand(6, 3, 16, 16), tok(["a red circle on the left"] * 3 + ["a blue square on the right"] * 3)
+    loss, metrics = clip_step(model, (images, ids, ids.flip(0)))
+    loss.backward()
+    assert loss.item() > 0 and metrics["temperature"] == pytest.approx(0.07, rel=1e-4)
+    assert all(p.grad is not None for p in model.text_encoder.parameters())
+    with pytest.raises(ValueError, match="logit_bias"):
+        siglip_step(model, (images, ids))
+    sig = tiny(tok, logit_bias=-10.0)
+    loss, _ = siglip_step(sig, (images, ids))
+    loss.backward()
+    assert sig.logit_bias.grad is not None
+
+
+def test_training_learns_retrieval_beyond_chance(world, tok):
+    from vlmlearn.data import ShapesWorld
+
+    small = ShapesWorld(seed=0, image_size=16)
+    pairs = small.pairs(3000)
+    model = tiny(tok)
+    test = small.pairs(300, split="test")
+    before = retrieval_metrics(model, tok, test)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    train(model, opt, clip_step, minibatches(pairs.images, tok(pairs.captions), batch_size=128), steps=80, progress=False)
+    after = retrieval_metrics(model, tok, test)
+    assert after["i2t_r1"] > before["i2t_r1"] + 0.2 and after["t2i_r5"] > 0.6
+    acc = zero_shot_accuracy(model, tok, small.labeled(300, attribute="color", split="test"), "color",
+                             attribute_prompts("color"))
+    assert acc > 0.125 + 0.2  # colour is learned first
+    b = binding_accuracy(model, tok, small.binding_pairs(200))
+    assert 0.0 <= b <= 1.0
+    sim = image_text_similarity(model, tok, test.images[:5], test.captions[:7])
+    assert sim.shape == (5, 7) and sim.abs().max() <= 1.0 + 1e-5
+
+
+def test_prompts_and_hard_negatives(world):
+    shape_prompts = attribute_prompts("shape")
+    assert len(shape_prompts) == 4 * 2 * 8 * 5 and all(p.count("{}") == 1 for p in shape_prompts)
+    assert "a small red {} on the left" in shape_prompts
+    with pytest.raises(ValueError, match="attribute"):
+        attribute_prompts("size")
+    b = world.pairs(100)
+    negatives = color_swapped_captions(b)
+    two = b.attributes["n_objects"] == 2
+    for i, (c, n) in enumerate(zip(b.captions, negatives)):
+        assert c != n
+        if two[i]:
+            assert sorted(c.split()) == sorted(n.split())  # the same words, bound differently

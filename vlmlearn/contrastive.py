@@ -1,0 +1,150 @@
+"""A CLIP-style dual encoder, its training step, and the evaluations of notebooks 01 and 02.
+
+    model = DualEncoder(SmallCNN(), TextTransformer(vocab_size=tok.vocab_size))
+    img, txt, scale = model(images, token_ids)     # (B, D), (B, D) unit norm; scale = 1/temperature
+    loss = clip_loss(img, txt, scale)
+
+The temperature is learned as log(1/T), starts at T = 0.07 and the scale is clamped at 100, as in
+CLIP (Radford et al. 2021).
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .eval import embed, relevance_from_keys, retrieval_recall, zero_shot_classifier, zero_shot_predict
+from .losses import clip_loss, siglip_loss
+
+
+class DualEncoder(nn.Module):
+    """Two towers projected into one normalised space, plus a learnable temperature.
+
+    Args:
+        image_encoder: (B, 3, S, S) -> (B, D).
+        text_encoder: (B, L) token ids -> (B, D), same D.
+        init_temperature: CLIP's 0.07.
+        max_logit_scale: the clamp on 1/temperature (100 in CLIP) that keeps training stable.
+        logit_bias: None for the softmax (CLIP) loss; a starting value such as -10 adds SigLIP's bias.
+    """
+
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, init_temperature: float = 0.07,
+                 max_logit_scale: float = 100.0, logit_bias: float | None = None):
+        super().__init__()
+        self.image_encoder, self.text_encoder = image_encoder, text_encoder
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / init_temperature)))
+        self.max_logit_scale = max_logit_scale
+        self.logit_bias = None if logit_bias is None else nn.Parameter(torch.tensor(float(logit_bias)))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_encoder(images), dim=-1)
+
+    def encode_text(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_encoder(ids), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=self.max_logit_scale)
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if len(images) != len(ids):
+            raise ValueError(f"got {len(images)} images but {len(ids)} captions; pairs must match one to one")
+        return self.encode_image(images), self.encode_text(ids), self.scale()
+
+
+def clip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, ids) or (images, ids, hard_negative_ids) -> InfoNCE loss, with the temperature logged."""
+    images, ids, *rest = batch
+    img, txt, scale = model(images, ids)
+    negatives = model.encode_text(rest[0]) if rest else None
+    loss = clip_loss(img, txt, scale, hard_negatives=negatives)
+    return loss, {"temperature": 1 / scale.item()}
+
+
+def siglip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, ids) -> SigLIP loss; the model needs a logit_bias."""
+    if model.logit_bias is None:
+        raise ValueError("siglip_step needs DualEncoder(..., logit_bias=-10.0)")
+    images, ids = batch[:2]
+    img, txt, scale = model(images, ids)
+    return siglip_loss(img, txt, scale, model.logit_bias), {"temperature": 1 / scale.item()}
+
+
+# ------------------------------------------------------------------------------ evaluation
+# Each takes a model with encode_image / encode_text (a DualEncoder or an open_clip CLIP) and the
+# tokenizer its text tower reads, runs in eval mode without gradients, and returns plain floats.
+
+@contextmanager
+def _encoders(model: nn.Module, tokenizer) -> Iterator[tuple[Callable, Callable]]:
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        yield (lambda x: model.encode_image(x.to(device)),
+               lambda texts: model.encode_text(tokenizer(list(texts)).to(device)))
+    finally:
+        model.train(was_training)
+
+
+def image_text_similarity(model: nn.Module, tokenizer, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    """Cosine similarity (N_img, N_txt) between images and texts."""
+    with _encoders(model, tokenizer) as (enc_img, enc_txt):
+        return embed(enc_img, images) @ embed(enc_txt, texts, batch_size=1024).T
+
+
+def retrieval_metrics(model: nn.Module, tokenizer, batch, *, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Recall@K for a ShapesWorld pairs batch, counting captions of identical content as hits.
+
+    ShapesWorld's captions describe attributes, not pixels: every "small red circle on the left" is
+    described by the same captions, so retrieving another such image (or its caption) is correct.
+    """
+    keys = batch.content_keys()
+    sim = image_text_similarity(model, tokenizer, batch.images, batch.captions)
+    return retrieval_recall(sim, relevance_from_keys(keys, keys), ks=ks)
+
+
+def binding_accuracy(model: nn.Module, tokenizer, batch) -> float:
+    """For binding pairs: how often the image prefers its caption over the colour-swapped twin.
+
+    Both captions hold the same words, so a bag-of-words text encoder scores them equally: 0.5.
+    """
+    with _encoders(model, tokenizer) as (enc_img, enc_txt):
+        img = embed(enc_img, batch.images)
+        right = embed(enc_txt, batch.captions, batch_size=1024)
+        wrong = embed(enc_txt, batch.swapped_captions, batch_size=1024)
+    return ((img * right).sum(-1) > (img * wrong).sum(-1)).float().mean().item()
+
+
+def attribute_prompts(attribute: str, templates: Sequence[str] | None = None) -> list[str]:
+    """Prompts with a {} slot for a value of `attribute` (shape or color), written with ShapesWorld's
+    caption templates over every value of the other attributes: "a small red {} on the left", ...
+
+    Averaging a class's embedding over all of them is prompt ensembling (CLIP, section 3.1.4): the
+    class embedding stops depending on the incidental words of any single prompt.
+    """
+    from .data.shapes import COLORS, ONE_OBJECT_TEMPLATES, POSITION_PHRASE, SHAPES, SIZES
+
+    if attribute not in ("shape", "color"):
+        raise ValueError(f"attribute must be 'shape' or 'color', got {attribute!r}")
+    prompts = []
+    for t in templates or ONE_OBJECT_TEMPLATES:
+        for size in SIZES:
+            for other in (COLORS if attribute == "shape" else SHAPES):
+                obj = f"{size} {other} {{}}" if attribute == "shape" else f"{size} {{}} {other}"
+                prompts += [t.format(o=obj, p=phrase, P=phrase) for phrase in POSITION_PHRASE.values()]
+    return prompts
+
+
+def zero_shot_accuracy(model: nn.Module, tokenizer, batch, attribute: str, prompts: Sequence[str]) -> float:
+    """Zero-shot accuracy on `attribute` (shape or color) of one-object images: each image gets the
+    class whose (ensembled) prompt embedding is closest. No labels are used to build the classifier.
+    """
+    from .data.shapes import ATTRIBUTES
+
+    with _encoders(model, tokenizer) as (enc_img, enc_txt):
+        classifier = zero_shot_classifier(lambda p: embed(enc_txt, p, batch_size=2048), ATTRIBUTES[attribute], prompts)
+        pred = zero_shot_predict(embed(enc_img, batch.images), classifier)
+    return (pred == torch.as_tensor(batch.attributes[attribute][:, 0])).float().mean().item()
