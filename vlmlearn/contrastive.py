@@ -148,3 +148,21 @@ def zero_shot_accuracy(model: nn.Module, tokenizer, batch, attribute: str, promp
         classifier = zero_shot_classifier(lambda p: embed(enc_txt, p, batch_size=2048), ATTRIBUTES[attribute], prompts)
         pred = zero_shot_predict(embed(enc_img, batch.images), classifier)
     return (pred == torch.as_tensor(batch.attributes[attribute][:, 0])).float().mean().item()
+
+
+def consistency_clip_step(model: DualEncoder, batch: tuple, *, weight: float = 0.3) -> tuple[torch.Tensor, dict]:
+    """InfoNCE plus consistency (notebook 08): (images, ids, perturbed_ids) -> loss.
+
+    Besides matching images to captions, the text embedding of a perturbed caption (a paraphrase,
+    dropped function words) must stay at the caption's, and the embedding of a slightly shifted
+    image (1 pixel: a larger shift could move an object from "center" towards "left" and change
+    the true caption) at the image's. Both penalties are 1 - cosine similarity.
+    """
+    from .semi import random_shift
+
+    images, ids, perturbed = batch
+    img, txt, scale = model(images, ids)
+    text_gap = 1 - (txt * model.encode_text(perturbed)).sum(-1).mean()
+    image_gap = 1 - (img * model.encode_image(random_shift(images, 1))).sum(-1).mean()
+    loss = clip_loss(img, txt, scale) + weight * (text_gap + image_gap)
+    return loss, {"text_gap": text_gap.item(), "image_gap": image_gap.item()}

@@ -167,3 +167,52 @@ def filter_explorer(scores, is_noisy):
     slider.observe(update, names="value")
     update()
     return W.VBox([slider, out])
+
+
+def threshold_trade_off(probs, true_labels, threshold: float) -> dict[str, float]:
+    """Pseudo-labels above a confidence threshold: coverage (fraction passing), precision (fraction
+    of those that are right) and the count per predicted class."""
+    import torch
+
+    from .semi import confident_mask
+
+    probs, true_labels = torch.as_tensor(probs), torch.as_tensor(true_labels)
+    mask = confident_mask(probs, threshold)
+    pred = probs.argmax(-1)
+    return {"coverage": mask.float().mean().item(),
+            "precision": (pred == true_labels)[mask].float().mean().item() if mask.any() else float("nan"),
+            "per_class": torch.bincount(pred[mask], minlength=probs.shape[1]).tolist()}
+
+
+def threshold_explorer(probs, true_labels):
+    """A slider over a pseudo-labeling confidence threshold: coverage, precision, class balance."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from IPython.display import display
+
+    grid = np.linspace(0.5, 1.0, 26)
+    curves = [threshold_trade_off(probs, true_labels, t) for t in grid]
+    slider = W.FloatSlider(value=0.95, min=0.5, max=1.0, step=0.01, description="threshold")
+    out = W.Output()
+
+    def update(*_):
+        now = threshold_trade_off(probs, true_labels, slider.value)
+        with out:
+            out.clear_output(wait=True)
+            fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+            axes[0].plot(grid, [c["coverage"] for c in curves], label="coverage")
+            axes[0].plot(grid, [c["precision"] for c in curves], label="precision")
+            axes[0].axvline(slider.value, color="k", ls="--")
+            axes[0].set_xlabel("threshold")
+            axes[0].legend()
+            axes[1].bar(range(len(now["per_class"])), now["per_class"])
+            axes[1].set_title("pseudo-labels per class")
+            fig.tight_layout()
+            display(fig)
+            plt.close(fig)
+            print(f"threshold {slider.value:.2f}: {now['coverage']:.1%} of the pool labeled, {now['precision']:.1%} correct")
+
+    slider.observe(update, names="value")
+    update()
+    return W.VBox([slider, out])

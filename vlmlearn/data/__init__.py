@@ -5,5 +5,5 @@ from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pair
                       to_rgb)
 from .shapes import (ANSWERS, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
                      Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary, color_swapped_captions,
-                     content_keys, paraphrases, parse_caption)
+                     content_keys, drop_function_words, paraphrases, parse_caption)
 from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer

@@ -468,6 +468,19 @@ def color_swapped_captions(batch: Batch) -> list[str]:
     return caption_from_attributes(a, batch.template)
 
 
+FUNCTION_WORDS = ("a", "the", "there", "is", "photo", "of", "on", "at", "in")
+
+
+def drop_function_words(captions: list[str], p: float, seed: int = 0) -> list[str]:
+    """Word dropout that keeps meaning: each function word ("a", "the", "there", ...) is dropped
+    with probability p; attribute words and "and" always stay, so `parse_caption` still reads the
+    same objects. A text perturbation for consistency training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    rng = np.random.default_rng(seed)
+    return [" ".join(w for w in c.split() if w not in FUNCTION_WORDS or rng.random() >= p) for c in captions]
+
+
 def caption_vocabulary() -> list[str]:
     """Every word a ShapesWorld caption can use (junk alt-text aside), sorted."""
     words = {w for t in ONE_OBJECT_TEMPLATES + TWO_OBJECT_TEMPLATES for w in t.split() if "{" not in w}

@@ -1,0 +1,187 @@
+import functools
+
+import pytest
+import torch
+
+from vlmlearn.semi import (confident_mask, cutout, ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step,
+                           random_affine, random_shift, semi_batches, strong_augment, supervised_step, weak_augment)
+
+
+def test_random_shift_matches_torchvision_affine_per_image():
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 16, 16, generator=g)
+    out = random_shift(x, 2, generator=torch.Generator().manual_seed(1))
+    shifts = torch.randint(-2, 3, (6, 2), generator=torch.Generator().manual_seed(1))
+    for img, res, (dx, dy) in zip(x, out, shifts.tolist()):
+        ref = TF.affine(img, angle=0.0, translate=[dx, dy], scale=1.0, shear=[0.0, 0.0],
+                        interpolation=TF.InterpolationMode.NEAREST, fill=0.0)
+        assert torch.equal(res, ref)
+    assert len({tuple(s) for s in shifts.tolist()}) > 1  # each image has its own shift
+
+
+@pytest.mark.parametrize("augment", [weak_augment, strong_augment,
+                                     lambda x: random_affine(x, degrees=30, scale=0.2, shear=10, translate=0.1),
+                                     lambda x: cutout(x, 5)])
+def test_augmentations_keep_shape_dtype_and_range(augment):
+    x = torch.rand(8, 1, 16, 16)
+    y = augment(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0 and y.max() <= 1 and torch.isfinite(y).all()
+    assert not torch.equal(y, x)
+    rgb = torch.rand(4, 3, 32, 32)
+    assert augment(rgb).shape == rgb.shape
+
+
+def test_identity_affine_and_bad_input():
+    x = torch.rand(3, 1, 16, 16)
+    assert torch.allclose(random_affine(x), x, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        weak_augment(torch.rand(16, 16))
+
+
+def test_confident_mask_uses_greater_or_equal():
+    probs = torch.tensor([[0.95, 0.05], [0.949, 0.051], [1.0, 0.0], [0.5, 0.5]])
+    assert confident_mask(probs, 0.95).tolist() == [True, False, True, False]  # exactly 0.95 counts (>=)
+    assert confident_mask(probs, 1.0).tolist() == [False, False, True, False]
+    with pytest.raises(ValueError, match="threshold"):
+        confident_mask(probs, 1.5)
+
+
+def test_ema_update_is_exact():
+    torch.manual_seed(0)
+    student = torch.nn.Linear(3, 2)
+    teacher = ema_teacher(student, decay=0.9)
+    with torch.no_grad():
+        student.weight.add_(1.0)
+    teacher.update_parameters(student)  # AveragedModel's first update copies the student
+    assert torch.equal(teacher.module.weight, student.weight)
+    before = teacher.module.weight.detach().clone()
+    with torch.no_grad():
+        student.weight.add_(1.0)
+    teacher.update_parameters(student)  # then: teacher = 0.9 teacher + 0.1 student
+    assert torch.allclose(teacher.module.weight, 0.9 * before + 0.1 * student.weight)
+
+
+def _model():
+    torch.manual_seed(0)
+    from vlmlearn.models import SmallCNN
+
+    return SmallCNN(image_size=16, in_channels=1, widths=(8, 8, 8), embed_dim=10)
+
+
+def test_step_functions_forward_backward_and_never_need_unlabeled_labels():
+    x, y, u = torch.rand(4, 1, 16, 16), torch.tensor([0, 1, 2, 3]), torch.rand(12, 1, 16, 16)
+    model = _model()
+    teacher = ema_teacher(model)
+    for step in (supervised_step, pi_model_step, functools.partial(mean_teacher_step, teacher=teacher),
+                 functools.partial(fixmatch_step, threshold=0.0)):
+        model.zero_grad()
+        loss, metrics = step(model, (x, y, u))  # the batch has no labels for u: nothing to leak
+        loss.backward()
+        assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters())
+    _, metrics = fixmatch_step(model, (x, y, u), threshold=0.0)
+    assert metrics["mask_rate"] == 1.0
+    _, metrics = fixmatch_step(model, (x, y, u), threshold=1.0)
+    assert metrics["mask_rate"] == 0.0
+
+
+def test_semi_batches_shapes_determinism_and_errors():
+    from vlmlearn.data import load_digits_split
+
+    s = load_digits_split(2, seed=0)
+    get = semi_batches(s.labeled.images, s.labeled.labels, s.unlabeled, batch_size=8, mu=3, seed=1)
+    x, y, u = get(5)
+    assert x.shape == (8, 1, 16, 16) and y.shape == (8,) and u.shape == (24, 1, 16, 16)
+    assert torch.equal(get(5)[2], u) and not torch.equal(get(6)[2], u)
+    with pytest.raises(ValueError, match="labels"):
+        semi_batches(s.labeled.images, s.labeled.labels[:3], s.unlabeled)
+
+
+def test_fixmatch_learns_from_unlabeled_digits():
+    from vlmlearn.data import load_digits_split
+    from vlmlearn.eval import accuracy
+    from vlmlearn.train import set_seed, train
+
+    s = load_digits_split(5, seed=0, image_size=16)
+
+    def fit(step, steps):
+        set_seed(0)
+        model = _model()
+        train(model, torch.optim.AdamW(model.parameters(), lr=3e-3), step,
+              semi_batches(s.labeled.images, s.labeled.labels, s.unlabeled, batch_size=32, mu=3), steps=steps,
+              progress=False)
+        with torch.no_grad():
+            return accuracy(model(s.test.images), s.test.labels)
+
+    sup, fix = fit(supervised_step, 80), fit(fixmatch_step, 80)
+    assert sup > 0.5 and fix > 0.5  # both learn; the notebook measures the gap with real budgets
+
+
+def test_semi_exercise_checks_pass_references_and_catch_mistakes(capsys):
+    import torch.nn.functional as F
+
+    from vlmlearn import exercises
+
+    assert exercises.check_pi_consistency(lambda a, b: F.mse_loss(a.softmax(-1), b.softmax(-1)))
+    assert not exercises.check_pi_consistency(lambda a, b: F.mse_loss(a, b))
+
+    @torch.no_grad()
+    def ema(teacher, student, decay):
+        for t, s in zip(teacher.parameters(), student.parameters()):
+            t.mul_(decay).add_(s, alpha=1 - decay)
+
+    @torch.no_grad()
+    def ema_swapped(teacher, student, decay):
+        for t, s in zip(teacher.parameters(), student.parameters()):
+            t.mul_(1 - decay).add_(s, alpha=decay)
+
+    assert exercises.check_ema_update(ema)
+    assert not exercises.check_ema_update(ema_swapped)
+
+    def fixmatch(weak, strong, threshold, strict=False):
+        probs = weak.softmax(-1)
+        top = probs.max(-1).values
+        mask = (top > threshold if strict else top >= threshold).float()
+        return (F.cross_entropy(strong, probs.argmax(-1), reduction="none") * mask).mean()
+
+    assert exercises.check_fixmatch_loss(fixmatch)
+    assert not exercises.check_fixmatch_loss(functools.partial(fixmatch, strict=True))
+    out = capsys.readouterr().out
+    assert "raw logits" in out and "(>=)" in out
+
+
+def test_threshold_trade_off_and_explorer():
+    from vlmlearn.widgets import threshold_explorer, threshold_trade_off
+
+    probs = torch.tensor([[0.99, 0.01], [0.6, 0.4], [0.2, 0.8], [0.97, 0.03]])
+    labels = torch.tensor([0, 1, 1, 1])
+    t = threshold_trade_off(probs, labels, 0.95)
+    assert t["coverage"] == 0.5 and t["precision"] == 0.5 and t["per_class"] == [2, 0]
+    assert threshold_trade_off(probs, labels, 0.5)["coverage"] == 1.0
+    assert threshold_explorer(probs, labels).children
+
+
+def test_function_word_dropout_keeps_attributes_recoverable(world):
+    from vlmlearn.data import drop_function_words, parse_caption
+
+    caps = world.pairs(200).captions
+    dropped = drop_function_words(caps, p=1.0)
+    assert all(parse_caption(a) == parse_caption(b) for a, b in zip(caps, dropped))
+    assert all(len(b.split()) < len(a.split()) for a, b in zip(caps, dropped))
+    assert drop_function_words(caps, p=0.0) == caps
+    with pytest.raises(ValueError, match="p must be"):
+        drop_function_words(caps, p=2.0)
+
+
+def test_consistency_clip_step_forward_backward():
+    from vlmlearn.contrastive import DualEncoder, consistency_clip_step
+    from vlmlearn.models import SmallCNN, TextTransformer
+
+    model = DualEncoder(SmallCNN(image_size=16, widths=(8, 8, 8), embed_dim=16),
+                        TextTransformer(vocab_size=12, context_length=6, width=16, layers=1, heads=2, embed_dim=16))
+    ids = torch.tensor([[2, 5, 6, 3], [2, 7, 8, 3]])
+    loss, metrics = consistency_clip_step(model, (torch.rand(2, 3, 16, 16), ids, ids.flip(1).clamp(min=2)))
+    loss.backward()
+    assert torch.isfinite(loss) and {"text_gap", "image_gap"} <= set(metrics)

@@ -1,0 +1,182 @@
+"""Semi-supervised learning: augmentations, batches of labeled + unlabeled data, and the step
+functions of the Π-model, Mean Teacher and FixMatch (notebooks 07 and 08).
+
+Every step function has the signature `train` expects, step(model, batch) -> (loss, metrics), with
+batch = (labeled images, labels, unlabeled images); hyper-parameters are bound with
+functools.partial. None of them ever sees the labels of the unlabeled images.
+
+Augmentations draw their random parameters per image, at batch speed: torchvision's v2 transforms
+draw one set of parameters per call, so applied to a batch they would shift every image the same
+way. The weak shift is checked against `torchvision.transforms.v2.functional.affine` in the tests.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _check(x: torch.Tensor) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"expected a float image batch of shape (B, C, H, W), got {got}")
+
+
+def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
+    return (torch.rand(n, generator=generator) * (high - low) + low).to(like.device)
+
+
+def random_shift(x: torch.Tensor, max_shift: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Shift each image by its own integer (dx, dy) in [-max_shift, max_shift], filling with zeros.
+
+    (B, C, H, W) -> (B, C, H, W); the same as torchvision's affine with translate=(dx, dy), per image.
+    """
+    _check(x)
+    b, _, h, w = x.shape
+    p = max_shift
+    shifts = torch.randint(-p, p + 1, (b, 2), generator=generator).to(x.device)
+    padded = F.pad(x, (p, p, p, p))
+    rows = (torch.arange(h, device=x.device)[None, :] + p - shifts[:, 1:2])  # (B, H)
+    cols = (torch.arange(w, device=x.device)[None, :] + p - shifts[:, 0:1])  # (B, W)
+    idx_r = rows[:, None, :, None].expand(b, x.shape[1], h, w + 2 * p)
+    out = padded.gather(2, idx_r)
+    return out.gather(3, cols[:, None, None, :].expand(b, x.shape[1], h, w))
+
+
+def random_affine(x: torch.Tensor, *, degrees: float = 0.0, scale: float = 0.0, shear: float = 0.0,
+                  translate: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random rotation (±degrees), zoom (1 ± scale), shear (±shear degrees) and translation
+    (± translate, a fraction of the side) per image, bilinear, zero fill. (B, C, H, W) -> same."""
+    _check(x)
+    b = len(x)
+    angle = _uniform(b, -degrees, degrees, x, generator) * math.pi / 180
+    zoom = _uniform(b, 1 - scale, 1 + scale, x, generator)
+    sh = _uniform(b, -shear, shear, x, generator) * math.pi / 180
+    t = _uniform(2 * b, -translate, translate, x, generator).view(b, 2) * 2  # grid coordinates span [-1, 1]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # The sampling grid maps output to input coordinates, so it uses the inverse zoom.
+    theta = torch.stack([torch.stack([cos / zoom, (-sin + torch.tan(sh) * cos) / zoom, t[:, 0]], 1),
+                         torch.stack([sin / zoom, (cos + torch.tan(sh) * sin) / zoom, t[:, 1]], 1)], 1)  # (B, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def cutout(x: torch.Tensor, size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Zero a size x size square at a random place in each image (DeVries & Taylor 2017)."""
+    _check(x)
+    b, _, h, w = x.shape
+    cy = torch.randint(0, h, (b,), generator=generator).to(x.device)
+    cx = torch.randint(0, w, (b,), generator=generator).to(x.device)
+    ys = torch.arange(h, device=x.device)[None, :, None]
+    xs = torch.arange(w, device=x.device)[None, None, :]
+    hole = ((ys - cy[:, None, None]).abs() <= size // 2) & ((xs - cx[:, None, None]).abs() <= size // 2)
+    return x * ~hole[:, None]
+
+
+def weak_augment(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """FixMatch's weak view for digits: a shift of up to 1/8 of the side. No flips: a flipped 2 is
+    no digit at all, and a flipped 6 can look like a 9's cousin."""
+    return random_shift(x, max(1, x.shape[-1] // 8), generator=generator)
+
+
+def strong_augment(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A RandAugment-like strong view: rotation ±25°, zoom ±20 %, shear ±15°, shift ±12 %, contrast
+    ±40 %, Gaussian noise and a cutout of 7/16 of the side. Values stay in [0, 1]."""
+    x = random_affine(x, degrees=25, scale=0.2, shear=15, translate=0.12, generator=generator)
+    b = len(x)
+    contrast = _uniform(b, 0.6, 1.4, x, generator).view(b, 1, 1, 1)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean
+    x = x + 0.05 * torch.randn(x.shape, generator=generator).to(x.device)
+    return cutout(x, round(x.shape[-1] * 7 / 16), generator=generator).clamp(0, 1)
+
+
+# ------------------------------------------------------------------------------ batches
+def semi_batches(labeled_x: torch.Tensor, labeled_y: torch.Tensor, unlabeled_x: torch.Tensor, *, batch_size: int = 32,
+                 mu: int = 7, seed: int = 0) -> Callable[[int], tuple]:
+    """A resumable source of (labeled images, labels, unlabeled images) batches.
+
+    Labeled sets are tiny, so both parts are drawn with replacement: `batch_size` labeled and
+    `mu * batch_size` unlabeled images per step, seeded by (seed, step).
+    """
+    if len(labeled_x) != len(labeled_y):
+        raise ValueError(f"{len(labeled_x)} labeled images but {len(labeled_y)} labels")
+    if len(labeled_x) == 0 or len(unlabeled_x) == 0:
+        raise ValueError(f"need labeled and unlabeled images, got {len(labeled_x)} and {len(unlabeled_x)}")
+
+    def batch(step: int) -> tuple:
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        i = torch.randint(len(labeled_x), (batch_size,), generator=g)
+        j = torch.randint(len(unlabeled_x), (mu * batch_size,), generator=g)
+        return labeled_x[i], labeled_y[i], unlabeled_x[j]
+
+    return batch
+
+
+# ------------------------------------------------------------------------------ step functions
+def supervised_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on weakly augmented labeled images; the unlabeled part is ignored."""
+    x, y = batch[0], batch[1]
+    return F.cross_entropy(model(weak_augment(x)), y), {}
+
+
+def pi_model_step(model: nn.Module, batch: tuple, *, weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Π-model (Laine & Aila 2017): two stochastic (weakly augmented) views of each unlabeled image
+    must get the same prediction; the penalty is the mean squared difference of the softmax
+    outputs. Mild views, as in the paper: with strong views the penalty fights the labels."""
+    x, y, u = batch
+    logits = model(torch.cat([weak_augment(x), weak_augment(u), weak_augment(u)]))
+    logits_x, p1, p2 = logits[: len(x)], *logits[len(x):].softmax(-1).chunk(2)
+    consistency = F.mse_loss(p1, p2)
+    return F.cross_entropy(logits_x, y) + weight * consistency, {"consistency": consistency.item()}
+
+
+def mean_teacher_step(model: nn.Module, batch: tuple, *, teacher: nn.Module, weight: float = 10.0):
+    """Mean Teacher (Tarvainen & Valpola 2017): the student's prediction on one view must match
+    the prediction of an exponential moving average of the student (the teacher) on another.
+    Update the teacher after each optimizer step with `teacher.update_parameters(model)`."""
+    x, y, u = batch
+    logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
+    with torch.no_grad():
+        target = teacher(weak_augment(u)).softmax(-1)
+    consistency = F.mse_loss(logits[len(x):].softmax(-1), target)
+    return F.cross_entropy(logits[: len(x)], y) + weight * consistency, {"consistency": consistency.item()}
+
+
+def confident_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
+    """FixMatch's mask: keep an unlabeled image when its top class probability is >= threshold.
+
+    `>=` (not `>`), as in the FixMatch paper's indicator 1(max q >= tau): with threshold 1.0 a
+    perfectly confident one-hot prediction still counts.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return probs.max(-1).values >= threshold
+
+
+def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0):
+    """FixMatch (Sohn et al. 2020): the weak view of an unlabeled image gives a hard pseudo-label
+    when the model is confident (>= threshold); the strong view is trained to predict it.
+
+    Metrics: mask_rate (fraction of unlabeled images above the threshold).
+    """
+    x, y, u = batch
+    logits = model(torch.cat([weak_augment(x), weak_augment(u), strong_augment(u)]))
+    logits_x, logits_weak, logits_strong = logits[: len(x)], *logits[len(x):].chunk(2)
+    probs = logits_weak.detach().softmax(-1)
+    mask = confident_mask(probs, threshold).float()
+    pseudo = probs.argmax(-1)
+    unsup = (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
+    return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask.mean().item()}
+
+
+def ema_teacher(model: nn.Module, decay: float = 0.99) -> nn.Module:
+    """An exponential moving average copy of `model` (torch.optim.swa_utils.AveragedModel):
+    after each step, teacher = decay * teacher + (1 - decay) * student. Buffers (BatchNorm
+    statistics) are averaged too. As in AveragedModel, the first update copies the student."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
