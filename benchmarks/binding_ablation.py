@@ -17,7 +17,7 @@ import time
 import torch
 
 from vlmlearn.contrastive import DualEncoder, binding_accuracy, clip_step, retrieval_metrics
-from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, color_swapped_captions
+from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.train import minibatches, set_seed, train
 
@@ -45,7 +45,7 @@ def main():
     world = ShapesWorld(seed=args.seed)
     pairs = world.pairs(50_000)
     tok = WordTokenizer(caption_vocabulary(), context_length=20)
-    ids, negatives = tok(pairs.captions), tok(color_swapped_captions(pairs))
+    ids, negatives = tok(pairs.captions), tok(hard_negative_captions(pairs))
     print(f"{'init std':>8} {'attention':>13} {'hard negatives':>14} {'i2t R@1':>8} {'binding':>8} {'train s':>8}")
     for std, causal, hard in itertools.product((1.0, 0.02), (False, True), (False, True)):
         r1, binding, seconds = run(world, pairs, ids, negatives, tok, std=std, causal=causal, hard=hard,

@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from vlmlearn.contrastive import (DualEncoder, attribute_prompts, binding_accuracy, clip_step, image_text_similarity,
+from vlmlearn.contrastive import (DualEncoder, object_prompts, binding_accuracy, clip_step, image_text_similarity,
                                   retrieval_metrics, siglip_step, zero_shot_accuracy)
-from vlmlearn.data import WordTokenizer, caption_vocabulary, color_swapped_captions
+from vlmlearn.data import WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.train import minibatches, set_seed, train
 
@@ -61,9 +61,8 @@ def test_training_learns_retrieval_beyond_chance(world, tok):
     train(model, opt, clip_step, minibatches(pairs.images, tok(pairs.captions), batch_size=128), steps=80, progress=False)
     after = retrieval_metrics(model, tok, test)
     assert after["i2t_r1"] > before["i2t_r1"] + 0.2 and after["t2i_r5"] > 0.6
-    acc = zero_shot_accuracy(model, tok, small.labeled(300, attribute="color", split="test"), "color",
-                             attribute_prompts("color"))
-    assert acc > 0.125 + 0.2  # colour is learned first
+    acc = zero_shot_accuracy(model, tok, small.labeled(300, attribute="color", split="test"), object_prompts())
+    assert acc["color"] > 0.125 + 0.2 and 0 <= acc["combo"] <= min(acc["color"], acc["shape"])  # colour is learned first
     b = binding_accuracy(model, tok, small.binding_pairs(200))
     assert 0.0 <= b <= 1.0
     sim = image_text_similarity(model, tok, test.images[:5], test.captions[:7])
@@ -71,13 +70,12 @@ def test_training_learns_retrieval_beyond_chance(world, tok):
 
 
 def test_prompts_and_hard_negatives(world):
-    shape_prompts = attribute_prompts("shape")
-    assert len(shape_prompts) == 4 * 2 * 8 * 5 and all(p.count("{}") == 1 for p in shape_prompts)
-    assert "a small red {} on the left" in shape_prompts
-    with pytest.raises(ValueError, match="attribute"):
-        attribute_prompts("size")
+    prompts = object_prompts()
+    assert len(prompts) == 4 * 2 * 5 and all(p.count("{}") == 1 for p in prompts)
+    assert "a small {} on the left" in prompts and "there is a large {} at the top" in prompts
+    assert object_prompts(["a {o} {p}"])[:1] == ["a small {} on the left"]
     b = world.pairs(100)
-    negatives = color_swapped_captions(b)
+    negatives = hard_negative_captions(b)
     two = b.attributes["n_objects"] == 2
     for i, (c, n) in enumerate(zip(b.captions, negatives)):
         assert c != n

@@ -118,36 +118,38 @@ def binding_accuracy(model: nn.Module, tokenizer, batch) -> float:
     return ((img * right).sum(-1) > (img * wrong).sum(-1)).float().mean().item()
 
 
-def attribute_prompts(attribute: str, templates: Sequence[str] | None = None) -> list[str]:
-    """Prompts with a {} slot for a value of `attribute` (shape or color), written with ShapesWorld's
-    caption templates over every value of the other attributes: "a small red {} on the left", ...
+def object_prompts(templates: Sequence[str] | None = None) -> list[str]:
+    """Prompts with a {} slot for a "colour shape" class, written with ShapesWorld's caption
+    templates for every size and position: "a small {} on the left", "there is a large {} at the
+    top", ... (4 templates x 2 sizes x 5 positions = 40 by default).
 
     Averaging a class's embedding over all of them is prompt ensembling (CLIP, section 3.1.4): the
     class embedding stops depending on the incidental words of any single prompt.
     """
-    from .data.shapes import COLORS, ONE_OBJECT_TEMPLATES, POSITION_PHRASE, SHAPES, SIZES
+    from .data.shapes import ONE_OBJECT_TEMPLATES, POSITION_PHRASE, SIZES
 
-    if attribute not in ("shape", "color"):
-        raise ValueError(f"attribute must be 'shape' or 'color', got {attribute!r}")
-    prompts = []
-    for t in templates or ONE_OBJECT_TEMPLATES:
-        for size in SIZES:
-            for other in (COLORS if attribute == "shape" else SHAPES):
-                obj = f"{size} {other} {{}}" if attribute == "shape" else f"{size} {{}} {other}"
-                prompts += [t.format(o=obj, p=phrase, P=phrase) for phrase in POSITION_PHRASE.values()]
-    return prompts
+    return [t.format(o=f"{size} {{}}", p=phrase, P=phrase)
+            for t in (templates or ONE_OBJECT_TEMPLATES) for size in SIZES for phrase in POSITION_PHRASE.values()]
 
 
-def zero_shot_accuracy(model: nn.Module, tokenizer, batch, attribute: str, prompts: Sequence[str]) -> float:
-    """Zero-shot accuracy on `attribute` (shape or color) of one-object images: each image gets the
-    class whose (ensembled) prompt embedding is closest. No labels are used to build the classifier.
+def zero_shot_accuracy(model: nn.Module, tokenizer, batch, prompts: Sequence[str]) -> dict[str, float]:
+    """Zero-shot classification of one-object images among all colour x shape classes ("red
+    circle", ...), each class embedded through `prompts` (a {} slot each) and averaged.
+
+    No labels are used to build the classifier. Returns the accuracy on the combination and on
+    shape and colour read off the predicted class. Classifying the combination, rather than shape
+    alone averaged over every colour, keeps each class prompt a caption the model could have seen.
     """
-    from .data.shapes import ATTRIBUTES
+    from .data.shapes import COLORS, SHAPES
 
+    classes = [f"{c} {s}" for c in COLORS for s in SHAPES]
     with _encoders(model, tokenizer) as (enc_img, enc_txt):
-        classifier = zero_shot_classifier(lambda p: embed(enc_txt, p, batch_size=2048), ATTRIBUTES[attribute], prompts)
+        classifier = zero_shot_classifier(lambda p: embed(enc_txt, p, batch_size=2048), classes, prompts)
         pred = zero_shot_predict(embed(enc_img, batch.images), classifier)
-    return (pred == torch.as_tensor(batch.attributes[attribute][:, 0])).float().mean().item()
+    truth = torch.as_tensor(batch.attributes["color"][:, 0] * len(SHAPES) + batch.attributes["shape"][:, 0])
+    return {"combo": (pred == truth).float().mean().item(),
+            "color": (pred // len(SHAPES) == truth // len(SHAPES)).float().mean().item(),
+            "shape": (pred % len(SHAPES) == truth % len(SHAPES)).float().mean().item()}
 
 
 def consistency_clip_step(model: DualEncoder, batch: tuple, *, weight: float = 0.3) -> tuple[torch.Tensor, dict]:

@@ -120,12 +120,14 @@ class TinyViT(nn.Module):
 class TextTransformer(nn.Module):
     """A small transformer over token ids, pooled at the end token (the last non-pad position).
 
-    Word embeddings start small (std 0.02, as in CLIP). PyTorch's default nn.Embedding init
-    (std 1) would swamp the position embeddings, and the model would then read a caption as a bag
-    of words, unable to tell "red circle and blue square" from "blue circle and red square".
+    As in CLIP (Radford et al. 2021), word embeddings start small (std 0.02) and attention is
+    causal. Both matter for word order: with PyTorch's default nn.Embedding init (std 1) the word
+    vectors swamp the position embeddings, and a bidirectional encoder pooled at the end token then
+    reads a caption as a bag of words, unable to tell "red circle and blue square" from "blue
+    circle and red square" (notebook 01 and benchmarks/binding_ablation.py measure it).
+    `causal=False` gives the bidirectional encoder that BERT-style masked language modeling needs.
     Input (B, L) int64 with L <= context_length; `forward_tokens` gives (B, L, width), `forward`
-    (B, embed_dim). Radford et al. 2021, "Learning Transferable Visual Models From Natural
-    Language Supervision".
+    (B, embed_dim).
     """
 
     def __init__(self, *, vocab_size: int, context_length: int = 32, width: int = 128, layers: int = 2,
@@ -158,8 +160,11 @@ class TextTransformer(nn.Module):
     def forward_tokens(self, ids: torch.Tensor) -> torch.Tensor:
         self._check(ids)
         x = self.token_embed(ids) + self.pos_embed[: ids.shape[1]]  # (B, L, W)
+        # Additive float masks (-inf = cannot attend): padding is never a key, and with causal
+        # attention each word sees only the words before it, as in CLIP's text transformer.
+        pad = torch.zeros(ids.shape, device=ids.device).masked_fill(ids == self.pad_id, float("-inf"))  # (B, L)
         causal = torch.triu(torch.full((ids.shape[1],) * 2, float("-inf"), device=ids.device), 1) if self.causal else None
-        return self.norm(self.blocks(x, mask=causal, src_key_padding_mask=(ids == self.pad_id).float() * -1e9 if causal is not None else ids == self.pad_id))
+        return self.norm(self.blocks(x, mask=causal, src_key_padding_mask=pad))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         tokens = self.forward_tokens(ids)

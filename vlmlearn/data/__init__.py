@@ -4,6 +4,6 @@ from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pair
                       load_coco_captions, load_csv_pairs, load_flickr30k, load_image, load_image_folder,
                       to_rgb)
 from .shapes import (ANSWERS, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
-                     Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary, color_swapped_captions,
+                     Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary, hard_negative_captions,
                      content_keys, drop_function_words, paraphrases, parse_caption)
 from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer

@@ -449,22 +449,23 @@ class ShapesWorld:
         """
         b, _ = self._batch("binding", n, split, start, 1.0)
         b.captions = caption_from_attributes(b.attributes, b.template)
-        b.swapped_captions = color_swapped_captions(b)
+        b.swapped_captions = hard_negative_captions(b)  # two objects: their colours swapped
         return b
 
 
-def color_swapped_captions(batch: Batch) -> list[str]:
-    """Hard negatives: each caption with its colours bound to the wrong objects.
+def hard_negative_captions(batch: Batch) -> list[str]:
+    """Hard negatives: each caption made wrong in the way that is hardest to notice.
 
     Two objects swap colours ("a red circle and a blue square" -> "a blue circle and a red
-    square": the same words). A lone object gets another colour, since it has no partner to swap
-    with. Same template as the batch's own captions.
+    square": the same words, bound differently). A lone object keeps its colour but gets another
+    shape ("a small red circle" -> "a small red square"), since shape is the attribute these
+    models read least well. Same template as the batch's own captions.
     """
     a = {k: v.copy() for k, v in batch.attributes.items()}
     two = a["n_objects"] == 2
     a["color"][two] = a["color"][two, ::-1]
-    shift = 1 + batch.index[~two] % (len(COLORS) - 1)
-    a["color"][~two, 0] = (a["color"][~two, 0] + shift) % len(COLORS)
+    shift = 1 + batch.index[~two] % (len(SHAPES) - 1)
+    a["shape"][~two, 0] = (a["shape"][~two, 0] + shift) % len(SHAPES)
     return caption_from_attributes(a, batch.template)
 
 
