@@ -136,37 +136,49 @@ def filter_trade_off(scores, is_noisy, keep_fraction: float) -> dict[str, float]
             "clean_lost": (~is_noisy & ~keep).sum().item() / n_clean}
 
 
+def _slider_figure(slider, draw):
+    """A slider above an output area that shows draw(slider.value) -> (figure, text), redrawn on change."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    out = W.Output()
+
+    def update(*_):
+        fig, text = draw(slider.value)
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+            plt.close(fig)
+            print(text)
+
+    slider.observe(update, names="value")
+    update()
+    return W.VBox([slider, out])
+
+
 def filter_explorer(scores, is_noisy):
     """A slider over the fraction of pairs to keep, with the filtering trade-off it buys."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
     import numpy as np
-    from IPython.display import display
 
     fractions = np.linspace(0.05, 1.0, 20)
     curves = [filter_trade_off(scores, is_noisy, f) for f in fractions]
-    slider = W.FloatSlider(value=0.6, min=0.05, max=1.0, step=0.05, description="keep")
-    out = W.Output()
 
-    def update(*_):
-        now = filter_trade_off(scores, is_noisy, slider.value)
-        with out:
-            out.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6, 3))
-            for key, label in (("noise_kept", "noise in kept pairs"), ("noise_removed", "noisy pairs removed"),
-                               ("clean_lost", "clean pairs lost")):
-                ax.plot(fractions, [c[key] for c in curves], label=label)
-            ax.axvline(slider.value, color="k", ls="--")
-            ax.set_xlabel("fraction of pairs kept")
-            ax.legend(fontsize=8)
-            display(fig)
-            plt.close(fig)
-            print(f"keep {now['kept']} pairs: {now['noise_kept']:.1%} noisy; removes {now['noise_removed']:.1%} "
-                  f"of the noise and loses {now['clean_lost']:.1%} of the clean pairs")
+    def draw(value):
+        now = filter_trade_off(scores, is_noisy, value)
+        fig, ax = plt.subplots(figsize=(6, 3))
+        for key, label in (("noise_kept", "noise in kept pairs"), ("noise_removed", "noisy pairs removed"),
+                           ("clean_lost", "clean pairs lost")):
+            ax.plot(fractions, [c[key] for c in curves], label=label)
+        ax.axvline(value, color="k", ls="--")
+        ax.set_xlabel("fraction of pairs kept")
+        ax.legend(fontsize=8)
+        return fig, (f"keep {now['kept']} pairs: {now['noise_kept']:.1%} noisy; removes {now['noise_removed']:.1%} "
+                     f"of the noise and loses {now['clean_lost']:.1%} of the clean pairs")
 
-    slider.observe(update, names="value")
-    update()
-    return W.VBox([slider, out])
+    return _slider_figure(W.FloatSlider(value=0.6, min=0.05, max=1.0, step=0.05, description="keep"), draw)
 
 
 def threshold_trade_off(probs, true_labels, threshold: float) -> dict[str, float]:
@@ -189,30 +201,21 @@ def threshold_explorer(probs, true_labels):
     import ipywidgets as W
     import matplotlib.pyplot as plt
     import numpy as np
-    from IPython.display import display
 
     grid = np.linspace(0.5, 1.0, 26)
     curves = [threshold_trade_off(probs, true_labels, t) for t in grid]
-    slider = W.FloatSlider(value=0.95, min=0.5, max=1.0, step=0.01, description="threshold")
-    out = W.Output()
 
-    def update(*_):
-        now = threshold_trade_off(probs, true_labels, slider.value)
-        with out:
-            out.clear_output(wait=True)
-            fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-            axes[0].plot(grid, [c["coverage"] for c in curves], label="coverage")
-            axes[0].plot(grid, [c["precision"] for c in curves], label="precision")
-            axes[0].axvline(slider.value, color="k", ls="--")
-            axes[0].set_xlabel("threshold")
-            axes[0].legend()
-            axes[1].bar(range(len(now["per_class"])), now["per_class"])
-            axes[1].set_title("pseudo-labels per class")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
-            print(f"threshold {slider.value:.2f}: {now['coverage']:.1%} of the pool labeled, {now['precision']:.1%} correct")
+    def draw(value):
+        now = threshold_trade_off(probs, true_labels, value)
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+        axes[0].plot(grid, [c["coverage"] for c in curves], label="coverage")
+        axes[0].plot(grid, [c["precision"] for c in curves], label="precision")
+        axes[0].axvline(value, color="k", ls="--")
+        axes[0].set_xlabel("threshold")
+        axes[0].legend()
+        axes[1].bar(range(len(now["per_class"])), now["per_class"])
+        axes[1].set_title("pseudo-labels per class")
+        fig.tight_layout()
+        return fig, f"threshold {value:.2f}: {now['coverage']:.1%} of the pool labeled, {now['precision']:.1%} correct"
 
-    slider.observe(update, names="value")
-    update()
-    return W.VBox([slider, out])
+    return _slider_figure(W.FloatSlider(value=0.95, min=0.5, max=1.0, step=0.01, description="threshold"), draw)
