@@ -35,3 +35,13 @@ def test_open_clip_tokenizer_offline_and_same_interface():
     assert tok.decode(ids) == ["a small red circle on the left"]
     last = (ids != tok.pad_id).sum(1) - 1
     assert ids[0, last].item() == tok.eos_id  # pooling at the last non-pad token finds <end>
+
+
+def test_word_tokenizer_as_transformers_tokenizer_gives_the_same_ids():
+    from vlmlearn.data import caption_vocabulary
+
+    tok = WordTokenizer(caption_vocabulary(), context_length=20)
+    hf = tok.to_transformers()
+    for text in ["A small red circle on the left.", "there is a  cyan cross, at the top!", "zebra"]:
+        assert hf(text)["input_ids"] == tok.encode(text)
+    assert (hf.pad_token_id, hf.mask_token_id, len(hf)) == (tok.pad_id, tok.mask_id, tok.vocab_size)

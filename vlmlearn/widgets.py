@@ -219,3 +219,91 @@ def threshold_explorer(probs, true_labels):
         return fig, f"threshold {value:.2f}: {now['coverage']:.1%} of the pool labeled, {now['precision']:.1%} correct"
 
     return _slider_figure(W.FloatSlider(value=0.95, min=0.5, max=1.0, step=0.01, description="threshold"), draw)
+
+
+def mask_ratio_explorer(model, images, *, seed: int = 0):
+    """A slider over the mask ratio that re-runs a trained `MaskedAutoencoder` on `images` (B, C, S, S):
+    rows show the masked input, the reconstruction and the original."""
+    import ipywidgets as W
+    import torch
+
+    from .viz import show_images
+
+    def draw(ratio):
+        noise = torch.rand(len(images), model.encoder.num_patches, generator=torch.Generator().manual_seed(seed))
+        masked, recon = model.reconstruct(images, ratio, noise)
+        err = ((recon - images) ** 2).mean().item()
+        fig, _ = show_images(torch.cat([masked, recon, images]), ncols=len(images), size=1.0,
+                             title=f"mask ratio {ratio:.2f}: input / reconstruction / original")
+        return fig, f"{int(model.encoder.num_patches * (1 - ratio))} of {model.encoder.num_patches} patches visible; " \
+                    f"pixel MSE of the reconstruction {err:.4f}"
+
+    return _slider_figure(W.FloatSlider(value=0.75, min=0.0, max=0.95, step=0.05, description="mask ratio"), draw)
+
+
+def masked_word_predictions(models: dict, tokenizer, image, caption: str, position: int, *, k: int = 5):
+    """Mask word `position` (0 = first word) of `caption` and ask each model for its top-k words.
+
+    models maps a name to (model, uses_image). Returns {name: [(word, probability), ...]}.
+    """
+    import torch
+
+    ids = tokenizer([caption])
+    words = int((ids != tokenizer.pad_id).sum()) - 2
+    if not 0 <= position < words:
+        raise ValueError(f"position must be in [0, {words}) for a caption of {words} words, got {position}")
+    ids[0, position + 1] = tokenizer.mask_id
+    out = {}
+    for name, (model, uses_image) in models.items():
+        model.eval()
+        with torch.no_grad():
+            logits = model(ids, image[None] if uses_image else None)[0, position + 1]
+        p, i = logits.softmax(-1).topk(k)
+        out[name] = [(tokenizer.itos[j], q) for j, q in zip(i.tolist(), p.tolist())]
+    return out
+
+
+def masked_word_explorer(models: dict, tokenizer, images, captions):
+    """Pick a test image and a word of its caption: each model's top guesses for the masked word."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .viz import _hwc
+
+    index = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+    word = W.Dropdown(description="mask word")
+    out = W.Output()
+
+    def set_words(*_):
+        words = captions[index.value].split()
+        word.options = [(f"{i}: {w}", i) for i, w in enumerate(words)]
+        word.value = min(2, len(words) - 1)
+
+    def update(*_):
+        if word.value is None:
+            return
+        caption = captions[index.value]
+        words = caption.split()
+        shown = " ".join("____" if i == word.value else w for i, w in enumerate(words))
+        preds = masked_word_predictions(models, tokenizer, images[index.value], caption, word.value)
+        fig, axes = plt.subplots(1, 1 + len(preds), figsize=(2.2 + 3 * len(preds), 2.2))
+        axes[0].imshow(_hwc(images[index.value]))
+        axes[0].axis("off")
+        for ax, (name, top) in zip(axes[1:], preds.items()):
+            ax.barh([w for w, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
+            ax.set_xlim(0, 1)
+            ax.set_title(name, fontsize=9)
+        fig.suptitle(shown, fontsize=9)
+        fig.tight_layout()
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+            plt.close(fig)
+
+    index.observe(set_words, names="value")
+    index.observe(update, names="value")
+    word.observe(update, names="value")
+    set_words()
+    update()
+    return W.VBox([W.HBox([index, word]), out])

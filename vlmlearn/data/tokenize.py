@@ -86,6 +86,26 @@ class WordTokenizer:
             texts.append(" ".join(words))
         return texts
 
+    def to_transformers(self):
+        """The same vocabulary as a transformers `PreTrainedTokenizerFast` (same ids, same special
+        tokens), so library utilities such as `DataCollatorForLanguageModeling` can use it."""
+        from tokenizers import Regex
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers.models import WordLevel
+        from tokenizers.normalizers import Lowercase
+        from tokenizers.pre_tokenizers import Sequence, Split
+        from tokenizers.processors import TemplateProcessing
+        from transformers import PreTrainedTokenizerFast
+
+        backend = HFTokenizer(WordLevel(dict(self.stoi), unk_token="<unk>"))
+        backend.normalizer = Lowercase()
+        backend.pre_tokenizer = Sequence([Split(Regex(r"\s+"), behavior="removed"),  # words and punctuation, as _words
+                                           Split(Regex(r"[^a-z0-9_]"), behavior="isolated")])
+        backend.post_processor = TemplateProcessing(single="<bos> $A <eos>", special_tokens=[
+            ("<bos>", self.bos_id), ("<eos>", self.eos_id)])
+        return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<bos>", eos_token="<eos>", mask_token="<mask>")
+
 
 class OpenClipTokenizer:
     """open_clip's CLIP byte-pair tokenizer (49,408 tokens), with a shorter context by default.

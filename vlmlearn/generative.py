@@ -1,0 +1,203 @@
+"""Generative tasks between images and text: a captioner (image -> caption) and a caption-to-image
+decoder, plus BLEU for judging captions.
+
+    model = Captioner(vocab_size=tok.vocab_size)
+    loss, _ = captioning_step(model, (images, ids))      # teacher forcing
+    ids = model.generate(images)                         # greedy; temperature > 0 samples
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import SmallCNN, TextTransformer, check_images
+
+
+class Captioner(nn.Module):
+    """An image encoder and an autoregressive transformer decoder (as in "Show, Attend and Tell" and
+    the captioning half of BLIP and CoCa).
+
+    A SmallCNN turns the image into an s*s grid of feature vectors (the memory). The decoder reads the
+    caption so far with causal self-attention and looks at the image with cross-attention, and
+    predicts the next word. forward(images (B, C, S, S), ids (B, L)) -> next-word logits (B, L-1, V)
+    for the inputs ids[:, :-1].
+    """
+
+    def __init__(self, *, vocab_size: int, context_length: int = 20, width: int = 96, layers: int = 2, heads: int = 4,
+                 image_size: int = 32, widths: tuple[int, ...] = (32, 64, 96), bos_id: int = 2, eos_id: int = 3,
+                 pad_id: int = 0):
+        super().__init__()
+        self.vocab_size, self.context_length = vocab_size, context_length
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        self.cnn = SmallCNN(image_size=image_size, widths=widths, embed_dim=width)
+        side = image_size // 2 ** len(widths)
+        self.image_proj = nn.Linear(widths[-1], width)
+        self.image_pos = nn.Parameter(torch.randn(side * side, width) * 0.01)
+        self.token_embed = nn.Embedding(vocab_size, width)
+        self.pos_embed = nn.Parameter(torch.randn(context_length, width) * 0.01)
+        layer = nn.TransformerDecoderLayer(width, heads, 2 * width, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.decoder = nn.TransformerDecoder(layer, layers)
+        self.norm = nn.LayerNorm(width)
+        self.head = nn.Linear(width, vocab_size)
+        nn.init.normal_(self.token_embed.weight, std=0.02)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) -> memory (B, s*s, width)."""
+        feats = self.cnn.features(images).flatten(2).transpose(1, 2)
+        return self.image_proj(feats) + self.image_pos
+
+    def _decode(self, memory: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        length = ids.shape[1]
+        x = self.token_embed(ids) + self.pos_embed[:length]
+        causal = torch.triu(torch.full((length, length), float("-inf"), device=ids.device), 1)
+        pad = torch.zeros(ids.shape, device=ids.device).masked_fill(ids == self.pad_id, float("-inf"))
+        return self.head(self.norm(self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=pad)))
+
+    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        check_images(images, self.cnn.in_channels, self.cnn.image_size)
+        if ids.ndim != 2 or ids.dtype != torch.long or ids.shape[1] < 2:
+            raise ValueError(f"expected caption ids (B, L >= 2) int64, got {tuple(ids.shape)} {ids.dtype}")
+        return self._decode(self.encode_image(images), ids[:, :-1])
+
+    @torch.no_grad()
+    def generate(self, images: torch.Tensor, *, temperature: float = 0.0, max_length: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Write captions: (B, C, S, S) -> ids (B, max_length), starting with the start token; after
+        the end token every position is padding. temperature 0 is greedy decoding; > 0 samples from
+        softmax(logits / temperature)."""
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        was_training = self.training
+        self.eval()
+        check_images(images, self.cnn.in_channels, self.cnn.image_size)
+        length = max_length or self.context_length
+        memory = self.encode_image(images)
+        ids = torch.full((len(images), 1), self.bos_id, dtype=torch.long, device=images.device)
+        done = torch.zeros(len(images), dtype=torch.bool, device=images.device)
+        for _ in range(length - 1):
+            logits = self._decode(memory, ids)[:, -1]
+            if temperature == 0:
+                nxt = logits.argmax(-1)
+            else:
+                probs = (logits / temperature).softmax(-1)
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(images.device)
+            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            done |= nxt == self.eos_id
+            if done.all():
+                break
+        self.train(was_training)
+        return F.pad(ids, (0, length - ids.shape[1]), value=self.pad_id)
+
+
+def captioning_step(model: Captioner, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, ids) -> cross-entropy of each next word given the image and the words before it
+    (teacher forcing); padding is ignored."""
+    images, ids = batch[:2]
+    logits = model(images, ids)
+    target = ids[:, 1:].masked_fill(ids[:, 1:] == model.pad_id, -100)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=-100), {}
+
+
+class CaptionToImage(nn.Module):
+    """Caption -> image: a text transformer embeds the caption, a small transposed-conv decoder
+    paints a (3, S, S) image from that embedding. Trained with a pixel loss, it paints the *average*
+    image that fits the caption (the jitter and background noise a caption does not describe are
+    averaged out).
+
+    forward(ids (B, L)) -> images (B, 3, S, S) in [0, 1].
+    """
+
+    def __init__(self, *, vocab_size: int, context_length: int = 20, width: int = 96, layers: int = 2,
+                 image_size: int = 32, channels: int = 64):
+        super().__init__()
+        if image_size % 8:
+            raise ValueError(f"image_size must be divisible by 8, got {image_size}")
+        self.image_size, self.channels = image_size, channels
+        self.text = TextTransformer(vocab_size=vocab_size, context_length=context_length, width=width, layers=layers,
+                                    heads=4, embed_dim=channels * (image_size // 8) ** 2, causal=False)
+
+        def up(cin, cout):
+            return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.GELU()]
+
+        self.decoder = nn.Sequential(*up(channels, channels), *up(channels, channels // 2), *up(channels // 2, channels // 2),
+                                     nn.Conv2d(channels // 2, 3, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        side = self.image_size // 8
+        return self.decoder(self.text(ids).view(len(ids), self.channels, side, side))
+
+
+def text_to_image_step(model: CaptionToImage, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, ids) -> mean squared pixel error of the image painted from the caption."""
+    images, ids = batch[:2]
+    return F.mse_loss(model(ids), images), {}
+
+
+def _ngrams(words: Sequence[str], n: int) -> Counter:
+    return Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def corpus_bleu(references: Sequence[Sequence[Sequence[str]]], hypotheses: Sequence[Sequence[str]], *,
+                max_n: int = 4) -> float:
+    """Corpus-level BLEU (Papineni et al. 2002), as NLTK's `corpus_bleu` with default settings.
+
+    references[i] is a list of reference token lists for hypothesis i. n-gram counts are clipped by
+    the largest count in any one reference and summed over the corpus; the score is the brevity
+    penalty (against the reference length closest to each hypothesis) times the geometric mean of
+    the 1..max_n-gram precisions. Returns 0 when some n-gram order has no match (no smoothing).
+    """
+    if len(references) != len(hypotheses):
+        raise ValueError(f"need one reference list per hypothesis, got {len(references)} and {len(hypotheses)}")
+    if any(len(refs) == 0 for refs in references):
+        raise ValueError("every hypothesis needs at least one reference")
+    matches, totals = [0] * max_n, [0] * max_n
+    hyp_len = ref_len = 0
+    for refs, hyp in zip(references, hypotheses):
+        hyp_len += len(hyp)
+        ref_len += min((abs(len(r) - len(hyp)), len(r)) for r in refs)[1]
+        for n in range(1, max_n + 1):
+            counts = _ngrams(hyp, n)
+            best: Counter = Counter()
+            for r in refs:
+                best |= _ngrams(r, n)
+            matches[n - 1] += sum(min(c, best[g]) for g, c in counts.items())
+            totals[n - 1] += max(len(hyp) - n + 1, 1)  # as NLTK: a hypothesis shorter than n still counts 1
+    if min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_n
+    brevity = 1.0 if hyp_len > ref_len else math.exp(1 - ref_len / max(hyp_len, 1))
+    return brevity * math.exp(log_precision)
+
+
+def caption_attribute_accuracy(captions: Sequence[str], attributes: dict) -> dict[str, float]:
+    """How well generated captions describe ShapesWorld scenes, read back with `parse_caption`.
+
+    For each attribute (shape, color, size, position) the fraction of true objects whose attribute
+    the caption states correctly (object k of the scene against object k of the caption); "count":
+    the caption names as many objects as there are; "exact": the caption describes the scene
+    exactly (`caption_matches`). attributes is a ShapesWorld Batch's `attributes`.
+    """
+    from .data.shapes import ATTRIBUTES, caption_matches, parse_caption
+
+    if len(captions) != len(attributes["n_objects"]):
+        raise ValueError(f"got {len(captions)} captions for {len(attributes['n_objects'])} scenes")
+    hits = {name: 0 for name in ATTRIBUTES}
+    objects = count = exact = 0
+    for i, caption in enumerate(captions):
+        parsed = parse_caption(caption)
+        n = int(attributes["n_objects"][i])
+        count += len(parsed) == n
+        exact += caption_matches(caption, attributes, i)
+        for k in range(n):
+            objects += 1
+            for name, values in ATTRIBUTES.items():
+                hits[name] += k < len(parsed) and parsed[k][name] == values[attributes[name][i, k]]
+    return {**{name: h / objects for name, h in hits.items()}, "count": count / len(captions),
+            "exact": exact / len(captions)}
