@@ -88,3 +88,15 @@ def test_answer_vocabulary_covers_every_question_type(world):
     assert set().union(*seen.values()) <= set(ANSWERS)
     assert b.labels.max() < len(ANSWERS) and [ANSWERS[i] for i in b.labels] == b.answers
     assert {"yes", "no"} <= seen["exists"] and len(seen["color"]) > 1 and len(seen["count"]) == 2
+
+
+def test_caption_attribute_accuracy_ignores_the_order_of_objects(world):
+    from vlmlearn.data import caption_from_attributes
+
+    b = world.pairs(200)
+    two = b.attributes["n_objects"] == 2
+    swapped = {k: (v[:, ::-1].copy() if v.ndim == 2 else v) for k, v in b.attributes.items()}
+    flipped = caption_from_attributes(swapped, b.template)  # the same scenes, objects named in the other order
+    assert two.any() and flipped != b.captions
+    assert all(v == 1.0 for v in caption_attribute_accuracy([c if t else o for c, o, t in zip(flipped, b.captions, two)],
+                                                            b.attributes).values())

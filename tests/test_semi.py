@@ -185,3 +185,41 @@ def test_consistency_clip_step_forward_backward():
     loss, metrics = consistency_clip_step(model, (torch.rand(2, 3, 16, 16), ids, ids.flip(1).clamp(min=2)))
     loss.backward()
     assert torch.isfinite(loss) and {"text_gap", "image_gap"} <= set(metrics)
+
+
+def test_select_pseudo_labels_honours_the_threshold():
+    from vlmlearn.semi import select_pseudo_labels
+
+    probs = torch.tensor([[0.96, 0.04], [0.5, 0.5], [0.05, 0.95], [0.94, 0.06], [0.0, 1.0]])
+    idx, labels = select_pseudo_labels(probs, 0.95)
+    assert idx.tolist() == [0, 2, 4] and labels.tolist() == [0, 1, 1]  # 0.95 itself counts, 0.94 does not
+    assert len(select_pseudo_labels(probs, 1.0)[0]) == 1
+    with pytest.raises(ValueError, match="threshold"):
+        select_pseudo_labels(probs, 1.5)
+
+
+def test_self_training_never_reads_the_pools_true_labels(monkeypatch):
+    from vlmlearn.data import load_digits_split
+    from vlmlearn.data.digits import DigitsSplit
+    from vlmlearn.models import SmallCNN
+    from vlmlearn.semi import pseudo_label_step, self_training_round
+    from vlmlearn.train import train
+
+    split = load_digits_split(2, seed=0, image_size=16)
+
+    def forbidden(self):
+        raise AssertionError("the training code asked for the unlabeled pool's true labels")
+
+    monkeypatch.setattr(DigitsSplit, "reveal_unlabeled_labels", forbidden)
+    torch.manual_seed(0)
+    model = SmallCNN(image_size=16, in_channels=1, widths=(8, 16), embed_dim=10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    data = semi_batches(split.labeled.images, split.labeled.labels, split.unlabeled, batch_size=8, mu=2)
+    train(model, opt, functools.partial(pseudo_label_step, threshold=0.0), data, steps=3, progress=False)
+    x, y, info = self_training_round(model, split.labeled.images, split.labeled.labels, split.unlabeled, threshold=0.0)
+    assert len(x) == len(y) == len(split.labeled) + len(split.unlabeled)  # threshold 0 keeps the whole pool
+    assert torch.equal(x[len(split.labeled):], split.unlabeled[info["selected"]])
+    with pytest.raises(AssertionError, match="true labels"):
+        split.reveal_unlabeled_labels()
+    with pytest.raises(ValueError, match="image tensor"):
+        self_training_round(model, split.labeled.images, split.labeled.labels, split, 0.9)

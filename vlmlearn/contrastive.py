@@ -168,3 +168,11 @@ def consistency_clip_step(model: DualEncoder, batch: tuple, *, weight: float = 0
     image_gap = 1 - (img * model.encode_image(random_shift(images, 1))).sum(-1).mean()
     loss = clip_loss(img, txt, scale) + weight * (text_gap + image_gap)
     return loss, {"text_gap": text_gap.item(), "image_gap": image_gap.item()}
+
+
+def pair_similarity(model: nn.Module, tokenizer, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:
+    """Cosine similarity of each image with *its own* text: (N,) for N pairs (the CLIP score)."""
+    if len(images) != len(texts):
+        raise ValueError(f"got {len(images)} images but {len(texts)} texts")
+    with _encoders(model, tokenizer) as (enc_img, enc_txt):
+        return (embed(enc_img, images) * embed(enc_txt, texts, batch_size=1024)).sum(-1)

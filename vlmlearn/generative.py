@@ -52,7 +52,8 @@ class Captioner(nn.Module):
         feats = self.cnn.features(images).flatten(2).transpose(1, 2)
         return self.image_proj(feats) + self.image_pos
 
-    def _decode(self, memory: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    def decode(self, memory: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """memory (B, s*s, width), ids (B, t) -> next-word logits (B, t, V) at every position."""
         length = ids.shape[1]
         x = self.token_embed(ids) + self.pos_embed[:length]
         causal = torch.triu(torch.full((length, length), float("-inf"), device=ids.device), 1)
@@ -63,7 +64,7 @@ class Captioner(nn.Module):
         check_images(images, self.cnn.in_channels, self.cnn.image_size)
         if ids.ndim != 2 or ids.dtype != torch.long or ids.shape[1] < 2:
             raise ValueError(f"expected caption ids (B, L >= 2) int64, got {tuple(ids.shape)} {ids.dtype}")
-        return self._decode(self.encode_image(images), ids[:, :-1])
+        return self.decode(self.encode_image(images), ids[:, :-1])
 
     @torch.no_grad()
     def generate(self, images: torch.Tensor, *, temperature: float = 0.0, max_length: int | None = None,
@@ -81,7 +82,7 @@ class Captioner(nn.Module):
         ids = torch.full((len(images), 1), self.bos_id, dtype=torch.long, device=images.device)
         done = torch.zeros(len(images), dtype=torch.bool, device=images.device)
         for _ in range(length - 1):
-            logits = self._decode(memory, ids)[:, -1]
+            logits = self.decode(memory, ids)[:, -1]
             if temperature == 0:
                 nxt = logits.argmax(-1)
             else:
@@ -179,11 +180,14 @@ def corpus_bleu(references: Sequence[Sequence[Sequence[str]]], hypotheses: Seque
 def caption_attribute_accuracy(captions: Sequence[str], attributes: dict) -> dict[str, float]:
     """How well generated captions describe ShapesWorld scenes, read back with `parse_caption`.
 
-    For each attribute (shape, color, size, position) the fraction of true objects whose attribute
-    the caption states correctly (object k of the scene against object k of the caption); "count":
-    the caption names as many objects as there are; "exact": the caption describes the scene
-    exactly (`caption_matches`). attributes is a ShapesWorld Batch's `attributes`.
+    For each attribute (shape, color, size, position): the fraction of true objects whose attribute
+    the caption states correctly. Which object a caption mentions first carries no meaning, so the
+    caption's objects are matched to the scene's in the order that agrees best. "count": the
+    caption names as many objects as there are; "exact": it describes the scene exactly
+    (`caption_matches`). attributes is a ShapesWorld Batch's `attributes`.
     """
+    from itertools import permutations
+
     from .data.shapes import ATTRIBUTES, caption_matches, parse_caption
 
     if len(captions) != len(attributes["n_objects"]):
@@ -195,9 +199,11 @@ def caption_attribute_accuracy(captions: Sequence[str], attributes: dict) -> dic
         n = int(attributes["n_objects"][i])
         count += len(parsed) == n
         exact += caption_matches(caption, attributes, i)
-        for k in range(n):
-            objects += 1
-            for name, values in ATTRIBUTES.items():
-                hits[name] += k < len(parsed) and parsed[k][name] == values[attributes[name][i, k]]
+        objects += n
+        truth = [{name: values[attributes[name][i, k]] for name, values in ATTRIBUTES.items()} for k in range(n)]
+        best = max(([sum(k < len(order) and parsed[order[k]][a] == truth[k][a] for k in range(n)) for a in ATTRIBUTES]
+                    for order in permutations(range(len(parsed)), min(len(parsed), n))), key=sum, default=[0] * 4)
+        for name, h in zip(ATTRIBUTES, best):
+            hits[name] += h
     return {**{name: h / objects for name, h in hits.items()}, "count": count / len(captions),
             "exact": exact / len(captions)}

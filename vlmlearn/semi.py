@@ -180,3 +180,53 @@ def ema_teacher(model: nn.Module, decay: float = 0.99) -> nn.Module:
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+# ------------------------------------------------------------------------------ pseudo-labeling
+def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0):
+    """Online pseudo-labeling (Lee 2013): the model's own confident predictions on (weakly augmented)
+    unlabeled images become hard labels inside the training step. Unlike FixMatch the same kind of
+    view is both labeler and learner, so nothing but the threshold stops a wrong label from being
+    reinforced. Metrics: mask_rate."""
+    x, y, u = batch
+    logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
+    logits_x, logits_u = logits[: len(x)], logits[len(x):]
+    probs = logits_u.detach().softmax(-1)
+    mask = confident_mask(probs, threshold).float()
+    unsup = (F.cross_entropy(logits_u, probs.argmax(-1), reduction="none") * mask).mean()
+    return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask.mean().item()}
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+    """Class probabilities (N, K) for an image tensor (N, C, H, W), in eval mode, on the model's device."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    probs = torch.cat([model(images[i:i + batch_size].to(device)).softmax(-1).cpu()
+                       for i in range(0, len(images), batch_size)])
+    model.train(was_training)
+    return probs
+
+
+def select_pseudo_labels(probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, K) probabilities -> (indices of the images whose top probability is >= threshold,
+    their predicted labels)."""
+    keep = confident_mask(probs, threshold)
+    idx = keep.nonzero(as_tuple=True)[0]
+    return idx, probs[idx].argmax(-1)
+
+
+def self_training_round(teacher: nn.Module, labeled_x: torch.Tensor, labeled_y: torch.Tensor,
+                        unlabeled_x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """One offline round: the teacher labels the unlabeled pool; the confident part joins the labeled set.
+
+    Takes images only: the pool's true labels are never an argument. Returns (images, labels) to
+    train the next student on, and {"selected": indices into the pool, "pseudo_labels": ...}.
+    """
+    if not isinstance(unlabeled_x, torch.Tensor):
+        raise ValueError(f"unlabeled_x must be an image tensor, got {type(unlabeled_x).__name__}")
+    idx, pseudo = select_pseudo_labels(predict_probs(teacher, unlabeled_x), threshold)
+    images = torch.cat([labeled_x, unlabeled_x[idx]])
+    labels = torch.cat([labeled_y, pseudo])
+    return images, labels, {"selected": idx, "pseudo_labels": pseudo}

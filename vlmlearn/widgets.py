@@ -307,3 +307,38 @@ def masked_word_explorer(models: dict, tokenizer, images, captions):
     set_words()
     update()
     return W.VBox([W.HBox([index, word]), out])
+
+
+def caption_painter(model, tokenizer, examples: list[str]):
+    """Type a caption (or pick an example) and see what a `CaptionToImage` model paints for it.
+    Words outside the vocabulary are shown, since the model reads them as <unk>."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    import torch
+    from IPython.display import display
+
+    from .viz import _hwc
+
+    text = W.Text(value=examples[0], description="caption", layout=W.Layout(width="520px"))
+    pick = W.Dropdown(options=examples, value=examples[0], description="example")
+    out = W.Output()
+
+    def update(*_):
+        unknown = [w for w in text.value.lower().split() if w not in tokenizer.stoi]
+        model.eval()
+        with torch.no_grad():
+            image = model(tokenizer([text.value]))[0]
+        fig, ax = plt.subplots(figsize=(2.5, 2.5))
+        ax.imshow(_hwc(image))
+        ax.axis("off")
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+            plt.close(fig)
+            if unknown:
+                print(f"not in the vocabulary (read as <unk>): {unknown}")
+
+    pick.observe(lambda change: setattr(text, "value", change["new"]), names="value")
+    text.observe(update, names="value")
+    update()
+    return W.VBox([pick, text, out])
