@@ -18,7 +18,7 @@ def test_captioner_forward_backward(tok, world):
     assert model(b.images, ids).shape == (6, 19, tok.vocab_size)
     loss, _ = captioning_step(model, (b.images, ids))
     loss.backward()
-    assert torch.isfinite(loss) and model.cnn.features[0].weight.grad is not None
+    assert torch.isfinite(loss) and model.features[0].weight.grad is not None
     with pytest.raises(ValueError, match="caption ids"):
         model(b.images, ids[:, :1])
 

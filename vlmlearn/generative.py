@@ -34,7 +34,8 @@ class Captioner(nn.Module):
         super().__init__()
         self.vocab_size, self.context_length = vocab_size, context_length
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
-        self.cnn = SmallCNN(image_size=image_size, widths=widths, embed_dim=width)
+        self.image_size = image_size
+        self.features = SmallCNN(image_size=image_size, widths=widths, embed_dim=width).features  # its conv stack only
         side = image_size // 2 ** len(widths)
         self.image_proj = nn.Linear(widths[-1], width)
         self.image_pos = nn.Parameter(torch.randn(side * side, width) * 0.01)
@@ -49,7 +50,7 @@ class Captioner(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, S, S) -> memory (B, s*s, width)."""
-        feats = self.cnn.features(images).flatten(2).transpose(1, 2)
+        feats = self.features(images).flatten(2).transpose(1, 2)
         return self.image_proj(feats) + self.image_pos
 
     def decode(self, memory: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,7 @@ class Captioner(nn.Module):
         return self.head(self.norm(self.decoder(x, memory, tgt_mask=causal, tgt_key_padding_mask=pad)))
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        check_images(images, self.cnn.in_channels, self.cnn.image_size)
+        check_images(images, 3, self.image_size)
         if ids.ndim != 2 or ids.dtype != torch.long or ids.shape[1] < 2:
             raise ValueError(f"expected caption ids (B, L >= 2) int64, got {tuple(ids.shape)} {ids.dtype}")
         return self.decode(self.encode_image(images), ids[:, :-1])
@@ -76,7 +77,7 @@ class Captioner(nn.Module):
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         was_training = self.training
         self.eval()
-        check_images(images, self.cnn.in_channels, self.cnn.image_size)
+        check_images(images, 3, self.image_size)
         length = max_length or self.context_length
         memory = self.encode_image(images)
         ids = torch.full((len(images), 1), self.bos_id, dtype=torch.long, device=images.device)
