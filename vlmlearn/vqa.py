@@ -4,6 +4,12 @@
     logits = model(images, question_ids)            # (B, num_answers)
 
 The towers can come from a contrastive model (notebooks 01, 02): `VQAModel.from_dual_encoder`.
+
+Or answer without a new head, the way a CLIP model was pretrained: rewrite the question with each
+candidate answer as a caption and score it against the image (`VQAByMatching`):
+
+    statements = answer_statements(questions, tokenizer)   # (B, num_answers, L), padding = not a candidate
+    logits = VQAByMatching.from_dual_encoder(clip)(images, statements)
 """
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .data.shapes import ANSWERS, vqa_statement
+from .data.tokenize import trim_padding
 
 
 class VQAModel(nn.Module):
@@ -46,15 +55,83 @@ class VQAModel(nn.Module):
         return self.head(torch.cat([i, q, i * q], dim=-1))
 
 
-def vqa_step(model: VQAModel, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
-    """(images, question ids, answer labels) -> cross-entropy over the answer vocabulary."""
+def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] = ANSWERS) -> torch.Tensor:
+    """Each question rewritten with each candidate answer (`vlmlearn.data.vqa_statement`), tokenized.
+
+    Returns ids (N, len(answers), L), with L cut to the longest statement (statements are short, and
+    every candidate goes through the text tower); the row of an answer that does not fit the question
+    is all padding. Every statement word should be in the tokenizer's vocabulary (build it with the
+    answers).
+    """
+    texts, where = [], []
+    for i, q in enumerate(questions):
+        for a, answer in enumerate(answers):
+            statement = vqa_statement(q, answer)
+            if statement is not None:
+                texts.append(statement)
+                where.append((i, a))
+    out = torch.full((len(questions), len(answers), tokenizer.context_length), tokenizer.pad_id, dtype=torch.long)
+    if texts:
+        rows, cols = torch.tensor(where).T
+        out[rows, cols] = tokenizer(texts)
+    return trim_padding(out, tokenizer.pad_id)
+
+
+class VQAByMatching(nn.Module):
+    """Answer by image-text matching, with no new head: the logit of answer a is the scaled cosine
+    similarity between the image and the question rewritten as a caption with a, plus a learned
+    per-answer bias (the prior, which yes/no and count questions need).
+
+    This is CLIP's zero-shot classification applied to questions (Song et al. 2022, "CLIP models are
+    few-shot learners"), and fine-tuning it trains the same similarity the model was pretrained on
+    (Goyal et al. 2023, "Finetune like you pretrain").
+    forward(images (B, 3, S, S), statements (B, A, L) from `answer_statements`) -> logits (B, A),
+    -inf for answers that do not fit the question.
+    """
+
+    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, *, num_answers: int,
+                 logit_scale: float = 10.0, pad_id: int = 0):
+        super().__init__()
+        self.image_encoder, self.question_encoder = image_encoder, text_encoder
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale)).log())
+        self.answer_bias = nn.Parameter(torch.zeros(num_answers))
+        self.pad_id = pad_id
+
+    @classmethod
+    def from_dual_encoder(cls, dual, *, num_answers: int = len(ANSWERS)) -> "VQAByMatching":
+        """Copies of a DualEncoder's towers and temperature (the original is left untouched)."""
+        return cls(copy.deepcopy(dual.image_encoder), copy.deepcopy(dual.text_encoder), num_answers=num_answers,
+                   logit_scale=dual.scale().item())
+
+    def towers(self) -> list[nn.Parameter]:
+        return [*self.image_encoder.parameters(), *self.question_encoder.parameters()]
+
+    def forward(self, images: torch.Tensor, statements: torch.Tensor) -> torch.Tensor:
+        if statements.ndim != 3 or statements.shape[1] != len(self.answer_bias):
+            raise ValueError(f"expected statements (B, {len(self.answer_bias)}, L) from answer_statements, "
+                             f"got {tuple(statements.shape)}")
+        if len(images) != len(statements):
+            raise ValueError(f"got {len(images)} images but {len(statements)} questions")
+        candidate = (statements != self.pad_id).any(-1)  # (B, A)
+        if not candidate.any(-1).all():
+            raise ValueError("a question has no candidate answer (all its statements are padding)")
+        q, a = candidate.nonzero(as_tuple=True)
+        image = F.normalize(self.image_encoder(images), dim=-1)                    # (B, D)
+        text = F.normalize(self.question_encoder(statements[q, a]), dim=-1)        # (M, D), one per candidate
+        scores = self.logit_scale.exp() * (image[q] * text).sum(-1) + self.answer_bias[a]
+        return torch.full(candidate.shape, float("-inf"), device=scores.device, dtype=scores.dtype).index_put((q, a), scores)
+
+
+def vqa_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, question ids or answer statements, answer labels) -> cross-entropy over the answers,
+    for either VQAModel or VQAByMatching."""
     images, ids, labels = batch[:3]
     logits = model(images, ids)
     return F.cross_entropy(logits, labels), {"acc": (logits.argmax(-1) == labels).float().mean().item()}
 
 
 @torch.no_grad()
-def vqa_accuracy(model: VQAModel, images: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
+def vqa_accuracy(model: nn.Module, images: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
                  *, batch_size: int = 1000) -> float:
     """Fraction of questions answered exactly right."""
     was_training = model.training

@@ -3,7 +3,7 @@ from .digits import DIGIT_NAMES, DigitsSplit, LabeledImages, digit_caption, load
 from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pairs, export_flickr30k,
                       load_coco_captions, load_csv_pairs, load_flickr30k, load_image, load_image_folder,
                       to_rgb)
-from .shapes import (ANSWERS, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
+from .shapes import (ANSWERS, ANSWERS_BY_TYPE, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
                      Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary, hard_negative_captions,
-                     content_keys, drop_function_words, paraphrases, parse_caption)
-from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer
+                     content_keys, drop_function_words, paraphrases, parse_caption, vqa_statement)
+from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer, trim_padding

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
+import re
+
 import numpy as np
 import torch
 
@@ -451,6 +453,40 @@ class ShapesWorld:
         b.captions = caption_from_attributes(b.attributes, b.template)
         b.swapped_captions = hard_negative_captions(b)  # two objects: their colours swapped
         return b
+
+
+_QUESTION_PATTERNS = (  # (question type, pattern, statement made from the groups and the answer)
+    ("color", re.compile(r"what color is the (\w+)\?"), lambda g, a: f"a {a} {g[0]}"),
+    ("size", re.compile(r"what size is the (\w+)\?"), lambda g, a: f"a {a} {g[0]}"),
+    ("shape", re.compile(r"what shape is (.+)\?"), lambda g, a: f"a {a} {g[0]}"),
+    ("position", re.compile(r"where is the (\w+) (\w+)\?"), lambda g, a: f"a {g[0]} {g[1]} {POSITION_PHRASE[a]}"),
+    ("count", re.compile(r"how many shapes are there\?"), lambda g, a: f"{a} {'shape' if a == 'one' else 'shapes'}"),
+    ("exists", re.compile(r"is there a (\w+) (\w+)\?"), lambda g, a: f"{'a' if a == 'yes' else 'no'} {g[0]} {g[1]}"),
+)
+ANSWERS_BY_TYPE = {"color": COLORS, "shape": SHAPES, "count": COUNT_WORDS[1:], "exists": ("yes", "no"),
+                   "position": POSITIONS, "size": SIZES}
+
+
+def vqa_statement(question: str, answer: str) -> str | None:
+    """Rewrite a ShapesWorld question and a candidate answer as the caption they would make together,
+    or None when the answer does not fit the question.
+
+    >>> vqa_statement("what color is the square?", "red")
+    'a red square'
+    >>> vqa_statement("where is the red circle?", "left")
+    'a red circle on the left'
+    >>> vqa_statement("is there a red circle?", "no")
+    'no red circle'
+
+    This is how a CLIP-style model can answer a question without a new head: score each candidate
+    statement against the image (see `vlmlearn.vqa.VQAByMatching`). Count and yes/no statements
+    ("two shapes", "no red circle") use words no caption contains; fine-tuning has to teach them.
+    """
+    for qtype, pattern, make in _QUESTION_PATTERNS:
+        m = pattern.fullmatch(question)
+        if m:
+            return make(m.groups(), answer) if answer in ANSWERS_BY_TYPE[qtype] else None
+    raise ValueError(f"not a ShapesWorld question: {question!r} (see ShapesWorld.vqa for the question forms)")
 
 
 def hard_negative_captions(batch: Batch) -> list[str]:

@@ -29,6 +29,13 @@ def _words(text: str) -> list[str]:
     return re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]", text.lower())
 
 
+def trim_padding(ids: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Drop trailing positions that are padding in every sequence: ids (..., L) -> (..., L') with L'
+    the longest sequence. Short texts padded to a long context waste most of a transformer's time."""
+    used = (ids != pad_id).reshape(-1, ids.shape[-1]).any(0).nonzero()
+    return ids[..., : int(used.max()) + 1 if len(used) else 1]
+
+
 class WordTokenizer:
     """A word-level tokenizer: lower-case words and punctuation, one id each.
 
