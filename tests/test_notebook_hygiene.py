@@ -17,3 +17,7 @@ def test_committed_notebook_is_executed_clean_and_small(path):
     assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1, "one cell tagged 'parameters'"
     assert "record_results(" in code[-1].source, "the last cell records and asserts the results"
     assert path.stat().st_size < 2_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    for cell in code:  # a widget built but not displayed (say, after a ';') is invisible, and hangs papermill
+        if "from vlmlearn.widgets import" in cell.source:
+            assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), \
+                f"cell {cell.execution_count} builds a widget but does not display it (make it the cell's last expression)"
