@@ -64,6 +64,9 @@ def test_answer_statements_pads_answers_that_do_not_fit(world):
             if statement is not None:
                 assert tok.decode(ids[i, a][None])[0] == statement
     assert (tok(b.questions[:3]) != tok.pad_id).sum() == (trim_padding(tok(b.questions[:3])) != tok.pad_id).sum()
+    without_answers = WordTokenizer.from_texts(caption_vocabulary() + b.questions, context_length=20)
+    with pytest.raises(ValueError, match="'no'"):
+        answer_statements(["is there a red circle?"], without_answers)
 
 
 def test_vqa_by_matching_scores_only_candidates_and_trains(world):

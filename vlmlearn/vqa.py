@@ -60,8 +60,10 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
 
     Returns ids (N, len(answers), L), with L cut to the longest statement (statements are short, and
     every candidate goes through the text tower); the row of an answer that does not fit the question
-    is all padding. Every statement word should be in the tokenizer's vocabulary (build it with the
-    answers).
+    is all padding. Every statement word must be in the tokenizer's vocabulary (build it with the
+    answers, e.g. `WordTokenizer.from_texts(captions + questions + list(ANSWERS))`), or a ValueError
+    names the missing words: an unknown word would silently become the same `<unk>` in every
+    statement ("<unk> red circle" for both "a" and "no").
     """
     texts, where = [], []
     for i, q in enumerate(questions):
@@ -72,8 +74,14 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
                 where.append((i, a))
     out = torch.full((len(questions), len(answers), tokenizer.context_length), tokenizer.pad_id, dtype=torch.long)
     if texts:
+        ids = tokenizer(texts)
+        unknown = getattr(tokenizer, "unk_id", None)
+        if unknown is not None and (ids == unknown).any():
+            missing = sorted({w for t, row in zip(texts, ids) if (row == unknown).any() for w in t.split()
+                              if (tokenizer([w])[0] == unknown).any()})
+            raise ValueError(f"statement words missing from the tokenizer's vocabulary: {missing}")
         rows, cols = torch.tensor(where).T
-        out[rows, cols] = tokenizer(texts)
+        out[rows, cols] = ids
     return trim_padding(out, tokenizer.pad_id)
 
 
