@@ -73,15 +73,13 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
                 texts.append(statement)
                 where.append((i, a))
     out = torch.full((len(questions), len(answers), tokenizer.context_length), tokenizer.pad_id, dtype=torch.long)
+    vocab = getattr(tokenizer, "stoi", None)  # a WordTokenizer's words; subword tokenizers know every word
+    missing = sorted({w for t in texts for w in t.split()} - vocab.keys()) if vocab is not None else []
+    if missing:
+        raise ValueError(f"statement words missing from the tokenizer's vocabulary: {missing}")
     if texts:
-        ids = tokenizer(texts)
-        unknown = getattr(tokenizer, "unk_id", None)
-        if unknown is not None and (ids == unknown).any():
-            missing = sorted({w for t, row in zip(texts, ids) if (row == unknown).any() for w in t.split()
-                              if (tokenizer([w])[0] == unknown).any()})
-            raise ValueError(f"statement words missing from the tokenizer's vocabulary: {missing}")
         rows, cols = torch.tensor(where).T
-        out[rows, cols] = ids
+        out[rows, cols] = tokenizer(texts)
     return trim_padding(out, tokenizer.pad_id)
 
 
@@ -109,7 +107,7 @@ class VQAByMatching(nn.Module):
     def from_dual_encoder(cls, dual, *, num_answers: int = len(ANSWERS)) -> "VQAByMatching":
         """Copies of a DualEncoder's towers and temperature (the original is left untouched)."""
         return cls(copy.deepcopy(dual.image_encoder), copy.deepcopy(dual.text_encoder), num_answers=num_answers,
-                   logit_scale=dual.scale().item())
+                   logit_scale=dual.scale().item(), pad_id=getattr(dual.text_encoder, "pad_id", 0))
 
     def towers(self) -> list[nn.Parameter]:
         return [*self.image_encoder.parameters(), *self.question_encoder.parameters()]

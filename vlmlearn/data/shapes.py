@@ -14,9 +14,8 @@ anti-aliased edges for free.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-
 import re
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
