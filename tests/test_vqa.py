@@ -87,6 +87,7 @@ def test_vqa_by_matching_scores_only_candidates_and_trains(world):
     assert torch.isfinite(loss)
     loss.backward()
     assert model.answer_bias.grad is not None and model.image_encoder.proj.weight.grad is not None
+    assert len(model.towers()) == len(list(dual.parameters())) - 1  # both towers, not the temperature or the biases
     assert 0.0 <= vqa_accuracy(model, b.images, statements, b.labels) <= 1.0
     with pytest.raises(ValueError, match="answer_statements"):
         model(b.images, tok(b.questions))

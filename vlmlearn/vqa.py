@@ -109,8 +109,7 @@ class VQAByMatching(nn.Module):
         return cls(copy.deepcopy(dual.image_encoder), copy.deepcopy(dual.text_encoder), num_answers=num_answers,
                    logit_scale=dual.scale().item(), pad_id=getattr(dual.text_encoder, "pad_id", 0))
 
-    def towers(self) -> list[nn.Parameter]:
-        return [*self.image_encoder.parameters(), *self.question_encoder.parameters()]
+    towers = VQAModel.towers  # the same two towers, under the same names
 
     def forward(self, images: torch.Tensor, statements: torch.Tensor) -> torch.Tensor:
         if statements.ndim != 3 or statements.shape[1] != len(self.answer_bias):
