@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from vlmlearn.masked import (MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights,
-                             fill_vitmae_position_embeddings, mask_tokens, mlm_loss, patchify, random_masking,
-                             unpatchify)
+                             mask_tokens, mlm_loss, patchify, random_masking,
+                             repair_vitmae_init, unpatchify)
 from vlmlearn.models import SmallCNN
 
 
@@ -57,19 +57,24 @@ def test_mae_position_embeddings_are_not_zero():
 
 def test_transformers_vitmae_trap_and_fix():
     hf = tiny_vitmae()
-    emb, dec = hf.vit.embeddings.position_embeddings, hf.decoder.decoder_pos_embed
-    fill_vitmae_position_embeddings(hf)
-    assert emb.abs().sum() > 0 and dec.abs().sum() > 0, "position embeddings still zero: MAE cannot tell patches apart"
-    assert emb[0, 1:].unique(dim=0).shape[0] == 16  # every patch has its own position
+    emb, dec = hf.vit.embeddings, hf.decoder
+    projection = emb.patch_embeddings.projection.weight
+    repair_vitmae_init(hf)
+    pos = emb.position_embeddings
+    assert pos.abs().sum() > 0 and dec.decoder_pos_embed.abs().sum() > 0, "position embeddings still zero"
+    assert pos[0, 1:].unique(dim=0).shape[0] == 16  # every patch has its own position
     from transformers.models.vit_mae.modeling_vit_mae import build_2d_sinusoidal_position_embedding
 
     table = build_2d_sinusoidal_position_embedding(4, 4, 32, cls_token=True)
     half = table.shape[-1] // 2  # transformers rotates the halves to match the pretrained layout
-    assert torch.allclose(emb[0], torch.cat([table[:, half:], table[:, :half]], -1), atol=1e-6)
+    assert torch.allclose(pos[0], torch.cat([table[:, half:], table[:, :half]], -1), atol=1e-6)
+    xavier_std = (2 / (48 + 32)) ** 0.5  # the patch projection as a linear layer: fan-in 4*4*3, fan-out 32
+    assert 0.8 * xavier_std < projection.std() < 1.2 * xavier_std
+    assert emb.cls_token.abs().sum() > 0 and dec.mask_token.abs().sum() > 0
 
 
 def test_mae_equals_transformers_with_copied_weights():
-    hf = fill_vitmae_position_embeddings(tiny_vitmae())
+    hf = repair_vitmae_init(tiny_vitmae())
     ours = copy_vitmae_weights(tiny_mae(), hf)
     x, noise = torch.rand(3, 3, 16, 16), torch.rand(3, 16)
     ref, out = hf(pixel_values=x, noise=noise), ours(x, noise=noise)

@@ -195,8 +195,8 @@ def copy_vitmae_weights(model: MaskedAutoencoder, hf_model) -> MaskedAutoencoder
     Maps the q/k/v projections into PyTorch's packed `in_proj`, and the MLP and norms one to one.
     Use it to check this implementation against the library, or to start from a pretrained
     checkpoint (`ViTMAEForPreTraining.from_pretrained(path)`). Position embeddings are not copied:
-    both sides use the same fixed sin-cos table (transformers fills it only when loading a
-    checkpoint, see notebook 03).
+    both sides use the same fixed sin-cos table (a model built from a config needs
+    `repair_vitmae_init` first, see notebook 03).
     """
     src = dict(hf_model.state_dict())
     cfg = hf_model.config
@@ -306,18 +306,27 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
 
 
-def fill_vitmae_position_embeddings(hf_model):
-    """Write the 2-D sin-cos tables into a transformers `ViTMAEForPreTraining` built from a config.
+def repair_vitmae_init(hf_model):
+    """Redo the initialisation that transformers 5.x skips in a `ViTMAEForPreTraining` built from a config.
 
-    transformers 5.x leaves them all zero (and frozen) unless weights are loaded from a checkpoint;
-    the model then cannot tell patches apart and learns to paint the average background. Returns
-    the model, with the CLS row kept at zero as in MAE.
+    Built from a config (not loaded from a checkpoint), transformers 5.24 marks the patch projection
+    as initialised before `ViTMAEEmbeddings.initialize_weights` runs, which then returns early, and it
+    zeroes the decoder's tables. The model is left with all-zero, frozen position embeddings (it
+    cannot tell patches apart and learns to paint the average background), a patch projection drawn
+    like any layer (std 0.02) instead of MAE's xavier-uniform, and zero CLS and mask tokens.
+    This writes the 2-D sin-cos tables (CLS row zero, as in MAE), the xavier patch projection and
+    normal(0.02) CLS and mask tokens, as in the MAE paper's code. Returns the model.
     """
-    emb, dec = hf_model.vit.embeddings.position_embeddings, hf_model.decoder.decoder_pos_embed
-    grid = round((emb.shape[1] - 1) ** 0.5)
+    emb, dec = hf_model.vit.embeddings, hf_model.decoder
+    grid = round((emb.position_embeddings.shape[1] - 1) ** 0.5)
+    std = hf_model.config.initializer_range
     with torch.no_grad():
-        emb[0, 1:] = sincos_position_embedding_2d(grid, emb.shape[-1])
-        dec[0, 1:] = sincos_position_embedding_2d(grid, dec.shape[-1])
+        emb.position_embeddings[0, 1:] = sincos_position_embedding_2d(grid, emb.position_embeddings.shape[-1])
+        dec.decoder_pos_embed[0, 1:] = sincos_position_embedding_2d(grid, dec.decoder_pos_embed.shape[-1])
+        w = emb.patch_embeddings.projection.weight
+        nn.init.xavier_uniform_(w.view(len(w), -1))
+        nn.init.normal_(emb.cls_token, std=std)
+        nn.init.normal_(dec.mask_token, std=std)
     return hf_model
 
 
