@@ -1,9 +1,8 @@
 import pytest
 import torch
 
-from vlmlearn.masked import (MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights,
-                             mask_tokens, mlm_loss, patchify, random_masking,
-                             repair_vitmae_init, unpatchify)
+from vlmlearn.masked import (MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights, mask_tokens,
+                             mlm_loss, patchify, random_masking, repair_vitmae_init, unpatchify)
 from vlmlearn.models import SmallCNN
 
 
@@ -71,6 +70,8 @@ def test_transformers_vitmae_trap_and_fix():
     xavier_std = (2 / (48 + 32)) ** 0.5  # the patch projection as a linear layer: fan-in 4*4*3, fan-out 32
     assert 0.8 * xavier_std < projection.std() < 1.2 * xavier_std
     assert emb.cls_token.abs().sum() > 0 and dec.mask_token.abs().sum() > 0
+    with pytest.raises(ValueError, match="already filled"):  # a checkpoint's weights must not be overwritten
+        repair_vitmae_init(hf)
 
 
 def test_mae_equals_transformers_with_copied_weights():

@@ -318,6 +318,9 @@ def repair_vitmae_init(hf_model):
     normal(0.02) CLS and mask tokens, as in the MAE paper's code. Returns the model.
     """
     emb, dec = hf_model.vit.embeddings, hf_model.decoder
+    if emb.position_embeddings.abs().sum() > 0:
+        raise ValueError("the position embeddings are already filled: repair_vitmae_init is for a model built from a "
+                         "config, and would overwrite a checkpoint's patch projection and CLS token")
     grid = round((emb.position_embeddings.shape[1] - 1) ** 0.5)
     std = hf_model.config.initializer_range
     with torch.no_grad():
