@@ -119,7 +119,9 @@ class MaskedAutoencoder(nn.Module):
 
     The loss counts masked patches only. With `norm_pix_loss` each target patch is normalised by its
     own mean and standard deviation, which the MAE paper found gives better features: the model
-    must predict structure, not just the average colour.
+    must predict structure, not just the average colour. `norm_pix_eps` is added to each patch's
+    variance first: MAE's 1e-6 suits clean photographs; on noisy backgrounds a floor near the
+    noise variance (0.01 for ShapesWorld) stops flat patches from becoming unit-variance noise.
     """
 
     def __init__(self, *, image_size: int = 32, patch_size: int = 4, in_channels: int = 3, width: int = 128,
