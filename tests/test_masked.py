@@ -107,13 +107,12 @@ def test_mae_forward_backward_and_loss_on_masked_patches_only():
 
 def test_norm_pix_eps_keeps_noisy_flat_patches_flat():
     torch.manual_seed(0)
-    flat = 0.3 + 0.08 * (torch.rand(1, 3, 4, 4) - 0.5)  # one background patch: variance ~0.002
+    flat = 0.3 + 0.08 * (torch.rand(1, 3, 4, 4) - 0.5)  # a noisy background patch: variance ~5e-4
     edge = torch.cat([torch.zeros(1, 3, 4, 2), torch.ones(1, 3, 4, 2)], dim=3)  # half dark, half bright
     x = torch.cat([flat, edge], dim=3).repeat(1, 1, 2, 1)  # (1, 3, 8, 8): patches flat, edge, flat, edge
-    paper = MaskedAutoencoder(image_size=8, patch_size=4, width=8, depth=1, heads=1, decoder_width=8, decoder_depth=1,
-                              decoder_heads=1).targets(x)
-    floored = MaskedAutoencoder(image_size=8, patch_size=4, width=8, depth=1, heads=1, decoder_width=8, decoder_depth=1,
-                                decoder_heads=1, norm_pix_eps=0.01).targets(x)
+    mae = lambda eps: MaskedAutoencoder(image_size=8, patch_size=4, width=8, depth=1, heads=1, decoder_width=8,
+                                        decoder_depth=1, decoder_heads=1, norm_pix_eps=eps)
+    paper, floored = mae(1e-6).targets(x), mae(0.01).targets(x)
     assert torch.allclose(paper.std(-1), torch.ones(1, 4), atol=1e-3)  # noise blown up to unit variance
     assert floored[0, 0].std() < 0.5 and floored[0, 1].std() > 0.95  # the floor keeps it flat, edges stay normalised
 
