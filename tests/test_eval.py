@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -76,3 +77,16 @@ def test_embed_batches_and_normalizes():
     x = torch.randn(10, 4)
     z = embed(lin, x, batch_size=3)
     assert z.shape == (10, 3) and torch.allclose(z, F.normalize(lin(x), dim=-1).detach(), atol=1e-6)
+
+
+def test_linear_probe_finds_the_same_classifier_as_sklearns_default_solver():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(600, 40, generator=g)
+    y = (x[:, :5] @ torch.randn(5, 4, generator=g)).argmax(1)  # 4 classes, not separable by one feature
+    probe = linear_probe(x[:400], y[:400], x[400:], y[400:])["model"][-1]
+    reference = LogisticRegression(max_iter=5000).fit(StandardScaler().fit_transform(x[:400]), y[:400])
+    assert probe.solver == "newton-cg"
+    assert np.abs(probe.coef_ - reference.coef_).max() < 0.01 * np.abs(reference.coef_).max()  # both stop at tol 1e-4
