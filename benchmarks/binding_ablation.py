@@ -5,8 +5,9 @@ combination of three text-tower choices and prints a table:
   - word-embedding init: PyTorch's default N(0, 1) or CLIP's N(0, 0.02);
   - attention: bidirectional, or causal as in CLIP's text transformer;
   - NegCLIP hard negatives (colour-swapped captions as extra negatives) or none.
-Binding accuracy is how often an image prefers its caption over the colour-swapped twin (0.5 is a
-bag of words).
+Binding accuracy is how often an image prefers its caption over a swapped twin (0.5 is a bag of
+words): the colour-swapped twin (what the hard negatives train on) and the size-swapped twin (a swap
+training never shows).
 
     python benchmarks/binding_ablation.py [--steps 300] [--seed 0]     # ~10 minutes on 2 cores
 """
@@ -33,7 +34,9 @@ def run(world, pairs, ids, negatives, tok, *, std, causal, hard, steps, seed):
     train(model, opt, clip_step, minibatches(*tensors, batch_size=256, seed=seed), steps=steps, scheduler=sched,
           progress=False)
     r = retrieval_metrics(model, tok, world.pairs(1000, split="test"))
-    return r["i2t_r1"], binding_accuracy(model, tok, world.binding_pairs(1000)), time.perf_counter() - t0
+    probe = world.binding_pairs(1000)
+    return (r["i2t_r1"], binding_accuracy(model, tok, probe), binding_accuracy(model, tok, probe, swap="size"),
+            time.perf_counter() - t0)
 
 
 def main():
@@ -46,12 +49,13 @@ def main():
     pairs = world.pairs(50_000)
     tok = WordTokenizer(caption_vocabulary(), context_length=20)
     ids, negatives = tok(pairs.captions), tok(hard_negative_captions(pairs))
-    print(f"{'init std':>8} {'attention':>13} {'hard negatives':>14} {'i2t R@1':>8} {'binding':>8} {'train s':>8}")
+    print(f"{'init std':>8} {'attention':>13} {'hard negatives':>14} {'i2t R@1':>8} {'colour':>8} {'size':>8} "
+          f"{'train s':>8}")
     for std, causal, hard in itertools.product((1.0, 0.02), (False, True), (False, True)):
-        r1, binding, seconds = run(world, pairs, ids, negatives, tok, std=std, causal=causal, hard=hard,
+        r1, colour, size, seconds = run(world, pairs, ids, negatives, tok, std=std, causal=causal, hard=hard,
                                    steps=args.steps, seed=args.seed)
         print(f"{std:>8} {'causal' if causal else 'bidirectional':>13} {'yes' if hard else 'no':>14} "
-              f"{r1:8.3f} {binding:8.3f} {seconds:8.0f}", flush=True)
+              f"{r1:8.3f} {colour:8.3f} {size:8.3f} {seconds:8.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import torch
 
 from vlmlearn.contrastive import (DualEncoder, object_prompts, binding_accuracy, clip_step, image_text_similarity,
                                   retrieval_metrics, siglip_step, zero_shot_accuracy)
-from vlmlearn.data import WordTokenizer, caption_vocabulary, hard_negative_captions
+from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.train import minibatches, set_seed, train
 
@@ -63,8 +63,6 @@ def test_training_learns_retrieval_beyond_chance(world, tok):
     assert after["i2t_r1"] > before["i2t_r1"] + 0.2 and after["t2i_r5"] > 0.6
     acc = zero_shot_accuracy(model, tok, small.labeled(300, attribute="color", split="test"), object_prompts())
     assert acc["color"] > 0.125 + 0.2 and 0 <= acc["combo"] <= min(acc["color"], acc["shape"])  # colour is learned first
-    b = binding_accuracy(model, tok, small.binding_pairs(200))
-    assert 0.0 <= b <= 1.0
     sim = image_text_similarity(model, tok, test.images[:5], test.captions[:7])
     assert sim.shape == (5, 7) and sim.abs().max() <= 1.0 + 1e-5
 
@@ -81,3 +79,33 @@ def test_prompts_and_hard_negatives(world):
         assert c != n
         if two[i]:
             assert sorted(c.split()) == sorted(n.split())  # the same words, bound differently
+
+
+class CaptionLookup(torch.nn.Module):
+    """A stub dual encoder: every image embeds to the same vector, and a caption scores 1 with it
+    when it is in `believed`, else 0. Ties between a caption and its twin must count as chance."""
+
+    def __init__(self, tok, believed):
+        super().__init__()
+        self.tok, self.believed = tok, {tuple(t.tolist()) for t in tok(list(believed))}
+        self.anchor = torch.nn.Parameter(torch.tensor([1.0, 0.0]))
+
+    def encode_image(self, images):
+        return self.anchor.expand(len(images), 2)
+
+    def encode_text(self, ids):
+        hit = torch.tensor([tuple(t.tolist()) in self.believed for t in ids])
+        return torch.stack([hit.float(), (~hit).float()], -1)
+
+
+def test_binding_accuracy_reads_the_chosen_twins_and_counts_ties_as_chance(tok):
+    b = ShapesWorld(seed=0, image_size=16).binding_pairs(40)
+    knows_colour_binding = CaptionLookup(tok, b.captions + b.size_swapped_captions)
+    assert binding_accuracy(knows_colour_binding, tok, b) == 1.0
+    assert binding_accuracy(knows_colour_binding, tok, b, swap="size") == 0.5  # every pair a tie
+    confused = CaptionLookup(tok, b.swapped_captions)
+    assert binding_accuracy(confused, tok, b) == 0.0 and binding_accuracy(confused, tok, b, swap="size") == 0.5
+    with pytest.raises(ValueError, match="'color' or 'size'"):
+        binding_accuracy(confused, tok, b, swap="shape")
+    with pytest.raises(ValueError, match="binding_pairs"):
+        binding_accuracy(confused, tok, ShapesWorld(seed=0, image_size=16).pairs(10))

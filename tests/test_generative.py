@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vlmlearn.data import ANSWERS, QUESTION_TYPES, WordTokenizer, caption_vocabulary
+from vlmlearn.data import ANSWERS, QUESTION_TYPES, ShapesWorld, WordTokenizer, caption_vocabulary
 from vlmlearn.generative import (CaptionToImage, Captioner, caption_attribute_accuracy, captioning_step, corpus_bleu,
                                  text_to_image_step)
 
@@ -100,3 +100,19 @@ def test_caption_attribute_accuracy_ignores_the_order_of_objects(world):
     assert two.any() and flipped != b.captions
     assert all(v == 1.0 for v in caption_attribute_accuracy([c if t else o for c, o, t in zip(flipped, b.captions, two)],
                                                             b.attributes).values())
+
+
+def test_color_reader_reads_real_and_blurred_objects():
+    import torch.nn.functional as F
+
+    from vlmlearn.generative import read_colors
+
+    for size in (16, 32):
+        b = ShapesWorld(seed=2, image_size=size).labeled(600, attribute="color")
+        assert (read_colors(b.images) == b.labels).float().mean() > 0.98
+        blurred = F.avg_pool2d(b.images, 5, stride=1, padding=2, count_include_pad=False)  # what a painter makes
+        assert (read_colors(blurred) == b.labels).float().mean() > 0.95
+    grey_mix = 0.2 + 0.4 * (b.images - 0.2)  # a washed-out painting: white must not turn into cyan or green
+    assert (read_colors(grey_mix) == b.labels).float().mean() > 0.95
+    with pytest.raises(ValueError, match=r"\(N, 3, S, S\)"):
+        read_colors(b.images[0])

@@ -9,7 +9,8 @@ import torch
 matplotlib.use("Agg")
 
 from vlmlearn import exercises, viz  # noqa: E402
-from vlmlearn.results import load_results, record_results, results_table  # noqa: E402
+from vlmlearn.results import (load_benchmark, load_results, ordering, record_results, results_table,  # noqa: E402
+                              seed_table, write_benchmark)
 from vlmlearn.train import History  # noqa: E402
 
 
@@ -42,6 +43,28 @@ def test_record_results_contract(tmp_path, monkeypatch):
     assert "00_x" in table and "acc_chance=0.1" in table and "12 s" in table
     with pytest.raises(ValueError, match="finite"):
         record_results("00_x", {"acc": float("nan")}, {})
+    path = record_results("00_x", {"acc": 0.9, "r1": 0.5}, {}, splits={"acc": "test", "r1": "val"})
+    assert json.loads(path.read_text())["splits"] == {"acc": "test", "r1": "val"}
+    with pytest.raises(ValueError, match=r"split of every metric; missing \['r1'\]"):
+        record_results("00_x", {"acc": 0.9, "r1": 0.5}, {}, splits={"acc": "test"})
+
+
+def test_benchmark_contract_and_orderings(tmp_path):
+    runs = [{"a": 0.9, "b": 0.5, "c": 0.52}, {"a": 0.8, "b": 0.6, "c": 0.58}, {"a": 0.85, "b": 0.55, "c": 0.5}]
+    path = write_benchmark("01_x", [0, 1, 2], runs, runtime_s=12.34, folder=tmp_path)
+    bench = load_benchmark("01_x", folder=tmp_path)
+    assert json.loads(path.read_text()) == bench and bench["seeds"] == [0, 1, 2] and bench["runtime_s"] == 12.3
+    assert bench["metrics"]["a"]["per_seed"] == [0.9, 0.8, 0.85]
+    assert bench["metrics"]["a"]["mean"] == pytest.approx(0.85)
+    assert bench["metrics"]["a"]["std"] == pytest.approx(np.std([0.9, 0.8, 0.85]))
+    assert "torch" in bench["versions"] and load_benchmark("missing", folder=tmp_path) is None
+    assert ordering(bench, "a", "b").startswith("a beats b at 3 of 3 seeds")
+    assert ordering(bench, "b", "a").startswith("a beats b at 3 of 3 seeds")
+    assert "within noise" in ordering(bench, "b", "c")  # b wins twice, c once: no claim
+    table = seed_table({"a": 0.88, "b": 0.1, "c": 0.2}, bench, ["a"])
+    assert "0.880" in table and "0.850 ± 0.041" in table and "0.900, 0.800, 0.850" in table
+    with pytest.raises(ValueError, match="one metrics dict per seed"):
+        write_benchmark("01_x", [0, 1], runs, runtime_s=1.0, folder=tmp_path)
 
 
 def test_exercise_checks_catch_wrong_answers(capsys, world):

@@ -223,3 +223,45 @@ def test_self_training_never_reads_the_pools_true_labels(monkeypatch):
         split.reveal_unlabeled_labels()
     with pytest.raises(ValueError, match="image tensor"):
         self_training_round(model, split.labeled.images, split.labeled.labels, split, 0.9)
+
+
+def test_ramp_follows_the_training_step():
+    from vlmlearn.semi import Ramp
+
+    ramp = Ramp.linear(3.0, start=2, end=6)
+    values = []
+    for t in range(8):
+        values.append(float(ramp))
+        ramp.callback(type("State", (), {"step": t + 1})())
+    assert values == pytest.approx([0, 0, 0, 0.75, 1.5, 2.25, 3, 3])
+    with pytest.raises(ValueError, match="start < end"):
+        Ramp.linear(1.0, start=5, end=5)
+
+
+def test_lee_pseudo_labels_every_unlabeled_image_with_its_argmax_and_a_ramped_weight():
+    import torch.nn.functional as F
+
+    from vlmlearn.semi import Ramp, pseudo_label_step
+    from vlmlearn.train import train
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    x, y, u = torch.rand(6, 1, 8, 8), torch.randint(4, (6,)), torch.rand(10, 1, 8, 8)
+    losses = {}
+    for w in (0.0, 2.0):
+        torch.manual_seed(1)
+        losses[w], metrics = pseudo_label_step(model, (x, y, u), weight=w)
+    torch.manual_seed(1)
+    logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
+    supervised = F.cross_entropy(logits[:6], y)
+    pseudo = F.cross_entropy(logits[6:], logits[6:].argmax(-1))  # every unlabeled image, its own argmax
+    assert losses[0.0].item() == pytest.approx(supervised.item(), rel=1e-6)
+    assert losses[2.0].item() == pytest.approx((supervised + 2 * pseudo).item(), rel=1e-6)
+    assert metrics["mask_rate"] == 1.0 and metrics["weight"] == 2.0
+    _, thresholded = pseudo_label_step(model, (x, y, u), threshold=0.99)  # an untrained model is never that sure
+    assert thresholded["mask_rate"] == 0.0
+    ramp = Ramp.linear(3.0, start=1, end=3)
+    history = train(model, torch.optim.SGD(model.parameters(), lr=0.01),
+                    functools.partial(pseudo_label_step, weight=ramp), lambda step: (x, y, u), steps=5,
+                    callbacks=[ramp.callback], progress=False)
+    assert history.train["weight"] == pytest.approx([0, 0, 1.5, 3, 3])

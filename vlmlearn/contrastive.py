@@ -106,16 +106,24 @@ def retrieval_metrics(model: nn.Module, tokenizer, batch, *, ks: Sequence[int] =
     return retrieval_recall(sim, relevance_from_keys(keys, keys), ks=ks)
 
 
-def binding_accuracy(model: nn.Module, tokenizer, batch) -> float:
-    """For binding pairs: how often the image prefers its caption over the colour-swapped twin.
+def binding_accuracy(model: nn.Module, tokenizer, batch, *, swap: str = "color") -> float:
+    """For binding pairs (`ShapesWorld.binding_pairs`): how often the image prefers its caption over
+    its swapped twin, with `swap="color"` the colours swapped (the kind of hard negative NegCLIP
+    trains on) or `swap="size"` the sizes swapped (a swap training never shows: out of distribution).
 
     Both captions hold the same words, so a bag-of-words text encoder scores them equally: 0.5.
     """
+    twins = {"color": batch.swapped_captions, "size": batch.size_swapped_captions}
+    if swap not in twins:
+        raise ValueError(f"swap must be 'color' or 'size', got {swap!r}")
+    if twins[swap] is None:
+        raise ValueError("expected a batch from ShapesWorld.binding_pairs (it has no swapped captions)")
     with _encoders(model, tokenizer) as (enc_img, enc_txt):
         img = embed(enc_img, batch.images)
         right = embed(enc_txt, batch.captions, batch_size=1024)
-        wrong = embed(enc_txt, batch.swapped_captions, batch_size=1024)
-    return ((img * right).sum(-1) > (img * wrong).sum(-1)).float().mean().item()
+        wrong = embed(enc_txt, twins[swap], batch_size=1024)
+    right, wrong = (img * right).sum(-1), (img * wrong).sum(-1)
+    return ((right > wrong).float() + 0.5 * (right == wrong).float()).mean().item()  # a tie is a coin flip
 
 
 def object_prompts(templates: Sequence[str] | None = None) -> list[str]:
@@ -126,7 +134,7 @@ def object_prompts(templates: Sequence[str] | None = None) -> list[str]:
     Averaging a class's embedding over all of them is prompt ensembling (CLIP, section 3.1.4): the
     class embedding stops depending on the incidental words of any single prompt.
     """
-    from .data.shapes import ONE_OBJECT_TEMPLATES, POSITION_PHRASE, SIZES
+    from .data.captions import ONE_OBJECT_TEMPLATES, POSITION_PHRASE, SIZES
 
     return [t.format(o=f"{size} {{}}", p=phrase, P=phrase)
             for t in (templates or ONE_OBJECT_TEMPLATES) for size in SIZES for phrase in POSITION_PHRASE.values()]
@@ -140,7 +148,7 @@ def zero_shot_accuracy(model: nn.Module, tokenizer, batch, prompts: Sequence[str
     shape and colour read off the predicted class. Classifying the combination, rather than shape
     alone averaged over every colour, keeps each class prompt a caption the model could have seen.
     """
-    from .data.shapes import COLORS, SHAPES
+    from .data.captions import COLORS, SHAPES
 
     classes = [f"{c} {s}" for c in COLORS for s in SHAPES]
     with _encoders(model, tokenizer) as (enc_img, enc_txt):

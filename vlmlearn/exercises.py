@@ -68,7 +68,7 @@ def check_swap_captions(fn: Callable) -> bool:
 def check_noise_rate(fn: Callable, world) -> bool:
     """Exercise (notebook 00): `fn(batch) -> float`, the fraction of pairs whose caption does not
     describe its image, measured with `parse_caption`, compared with the true count."""
-    from .data.shapes import caption_matches
+    from .data.captions import caption_matches
 
     def checks():
         for rate in (0.0, 0.3, 0.8):

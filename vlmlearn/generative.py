@@ -189,7 +189,7 @@ def caption_attribute_accuracy(captions: Sequence[str], attributes: dict) -> dic
     """
     from itertools import permutations
 
-    from .data.shapes import ATTRIBUTES, caption_matches, parse_caption
+    from .data.captions import ATTRIBUTES, caption_matches, parse_caption
 
     if len(captions) != len(attributes["n_objects"]):
         raise ValueError(f"got {len(captions)} captions for {len(attributes['n_objects'])} scenes")
@@ -208,3 +208,29 @@ def caption_attribute_accuracy(captions: Sequence[str], attributes: dict) -> dic
             hits[name] += h
     return {**{name: h / objects for name, h in hits.items()}, "count": count / len(captions),
             "exact": exact / len(captions)}
+
+
+def read_colors(images: torch.Tensor) -> torch.Tensor:
+    """A simple colour reader for one-object ShapesWorld images, real or painted: (N, 3, S, S) in
+    [0, 1] -> (N,) indices into COLORS.
+
+    The background is the median of the border pixels; the object is the 5 % of pixels farthest
+    from it. A blurry painting mixes the object's colour with the background, so each palette colour
+    c is scored by how well `background + alpha * (c - background)`, for the best alpha in [0, 1],
+    explains the object's mean colour: mixing towards grey cannot turn white into cyan.
+    """
+    from .data.shapes import RGB
+
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"expected images of shape (N, 3, S, S), got {getattr(images, 'shape', type(images).__name__)}")
+    check_images(images, channels=3, image_size=images.shape[-1])
+    n, _, s, _ = images.shape
+    images = images.float()
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], dim=-1)
+    background = border.median(dim=-1).values                                 # (N, 3)
+    flat = images.flatten(2)                                                  # (N, 3, S*S)
+    far = (flat - background[..., None]).norm(dim=1).topk(max(1, s * s // 20), dim=1).indices
+    obj = flat.gather(2, far[:, None].expand(-1, 3, -1)).mean(-1) - background  # (N, 3), relative to the background
+    towards = torch.as_tensor(RGB, device=images.device)[None] - background[:, None]  # (N, colours, 3)
+    alpha = ((obj[:, None] * towards).sum(-1) / towards.pow(2).sum(-1).clamp_min(1e-6)).clamp(0, 1)
+    return (obj[:, None] - alpha[..., None] * towards).norm(dim=-1).argmin(dim=1)

@@ -1,5 +1,8 @@
-"""The results contract: each notebook writes its headline numbers to
+"""The results contracts. Each notebook writes its headline numbers to
 `build/results/<notebook>.json` (or $VLMLEARN_RESULTS_DIR), and `make course` prints them as a table.
+`make bench` re-runs notebooks at three seeds and commits `benchmarks/results/<notebook>.json`; a
+notebook shows its live run beside those numbers and claims an ordering only when every seed agrees
+or the gap exceeds two standard deviations (`ordering`).
 
     record_results("00_data_landscape", metrics={...}, baselines={...}, runtime_s=..., seed=SEED)
 """
@@ -7,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import metadata
 import os
 import platform
 import time
@@ -25,15 +29,19 @@ def results_dir() -> Path:
 
 def record_results(notebook: str, metrics: dict[str, float], baselines: dict[str, float], *,
                    runtime_s: float | None = None, device: str | None = None, seed: int | None = None,
-                   folder: str | Path | None = None) -> Path:
-    """Write {"notebook", "metrics", "baselines", "runtime_s", "device", "seed"} as JSON.
+                   splits: dict[str, str] | None = None, folder: str | Path | None = None) -> Path:
+    """Write {"notebook", "metrics", "baselines", "runtime_s", "device", "seed", "splits"} as JSON.
 
     Name each baseline after the metric it is for, then the kind: "i2t_r1_chance",
     "i2t_r1_untrained". Values must be finite numbers: a NaN headline is a bug to fix, not a result
-    to record. Returns the path written.
+    to record. `splits` says which data split each metric was measured on ("test", "val", ...);
+    when given, it must name every metric. Returns the path written.
     """
     if not notebook or "/" in notebook:
         raise ValueError(f"notebook must be a file stem such as '00_data_landscape', got {notebook!r}")
+    if splits is not None and set(splits) != set(metrics):
+        raise ValueError(f"splits must name the split of every metric; missing {sorted(set(metrics) - set(splits))}, "
+                         f"unknown {sorted(set(splits) - set(metrics))}")
     for group, values in (("metrics", metrics), ("baselines", baselines)):
         for k, v in values.items():
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
@@ -48,7 +56,7 @@ def record_results(notebook: str, metrics: dict[str, float], baselines: dict[str
     record = {"notebook": notebook, "metrics": {k: float(v) for k, v in metrics.items()},
               "baselines": {k: float(v) for k, v in baselines.items()},
               "runtime_s": None if runtime_s is None else round(float(runtime_s), 2),
-              "device": device, "seed": seed, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "device": device, "seed": seed, "splits": splits, "written_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path.write_text(json.dumps(record, indent=2))
     return path
 
@@ -74,3 +82,69 @@ def results_table(records: list[dict]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+BENCHMARK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+
+
+def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]], *, runtime_s: float,
+                    folder: str | Path = BENCHMARK_DIR) -> Path:
+    """Write {"notebook", "seeds", "metrics": {key: {"per_seed", "mean", "std"}}, "runtime_s", "versions"}
+    from one metrics dict per seed (the keys every run has). Returns the path written."""
+    if len(seeds) != len(runs) or not runs:
+        raise ValueError(f"expected one metrics dict per seed, got {len(runs)} runs for seeds {seeds}")
+    keys = [k for k in runs[0] if all(k in r for r in runs)]
+    metrics = {}
+    for k in keys:
+        values = [float(r[k]) for r in runs]
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+        metrics[k] = {"per_seed": values, "mean": mean, "std": std}
+    versions = {}
+    for package in ("torch", "torchvision", "transformers", "open_clip_torch", "numpy", "scikit-learn"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    record = {"notebook": notebook, "seeds": list(seeds), "metrics": metrics, "runtime_s": round(runtime_s, 1),
+              "versions": {"python": platform.python_version(), **versions},
+              "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    path = Path(folder) / f"{notebook}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
+
+
+def load_benchmark(notebook: str, folder: str | Path = BENCHMARK_DIR) -> dict | None:
+    """The committed multi-seed results of a notebook, or None when `make bench` has not written them."""
+    path = Path(folder) / f"{notebook}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def seed_table(live: dict[str, float], benchmark: dict | None, keys: list[str]) -> str:
+    """This run's numbers beside the committed seeds: key, live, mean ± std, per seed."""
+    if benchmark is None:
+        return "no committed multi-seed results yet (make bench)"
+    seeds = ", ".join(map(str, benchmark["seeds"]))
+    lines = [f"{'metric':28s} {'this run':>9s} {'mean ± std':>15s}   per seed ({seeds})"]
+    for k in keys:
+        m = benchmark["metrics"][k]
+        per_seed = ", ".join(f"{v:.3f}" for v in m["per_seed"])
+        lines.append(f"{k:28s} {live[k]:9.3f} {m['mean']:8.3f} ± {m['std']:.3f}   {per_seed}")
+    return "\n".join(lines)
+
+
+def ordering(benchmark: dict, a: str, b: str) -> str:
+    """A sentence comparing metrics a and b over the committed seeds: "a beats b" only when it does
+    at every seed or the mean gap exceeds two standard deviations of the per-seed gap; otherwise
+    "within noise"."""
+    x, y = benchmark["metrics"][a]["per_seed"], benchmark["metrics"][b]["per_seed"]
+    gaps = [u - v for u, v in zip(x, y)]
+    mean = sum(gaps) / len(gaps)
+    std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))
+    n = len(gaps)
+    if all(g > 0 for g in gaps) or mean > 2 * std > 0:
+        return f"{a} beats {b} at {sum(g > 0 for g in gaps)} of {n} seeds (gap {mean:+.3f} ± {std:.3f})"
+    if all(g < 0 for g in gaps) or -mean > 2 * std > 0:
+        return f"{b} beats {a} at {sum(g < 0 for g in gaps)} of {n} seeds (gap {-mean:+.3f} ± {std:.3f})"
+    return f"{a} and {b} are within noise (gap {mean:+.3f} ± {std:.3f} over {n} seeds)"

@@ -183,18 +183,50 @@ def ema_teacher(model: nn.Module, decay: float = 0.99) -> nn.Module:
 
 
 # ------------------------------------------------------------------------------ pseudo-labeling
-def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0):
-    """Online pseudo-labeling (Lee 2013): the model's own confident predictions on (weakly augmented)
-    unlabeled images become hard labels inside the training step. Unlike FixMatch the same kind of
-    view is both labeler and learner, so nothing but the threshold stops a wrong label from being
-    reinforced. Metrics: mask_rate."""
+class Ramp:
+    """A loss weight that follows the training step, for step functions that take `weight=`.
+
+    Pass the Ramp itself as the weight and `ramp.callback` to `train(callbacks=[...])`: the step
+    function reads `float(weight)`, which is `fn(t)` at step t (0, 1, 2, ...).
+
+        ramp = Ramp.linear(3.0, start=100, end=400)   # Lee (2013): 0 until 100, 3 from 400 on
+    """
+
+    def __init__(self, fn: Callable[[int], float]):
+        self.fn, self.step = fn, 0
+
+    @classmethod
+    def linear(cls, final: float, *, start: int, end: int) -> "Ramp":
+        if not 0 <= start < end:
+            raise ValueError(f"expected 0 <= start < end, got start={start}, end={end}")
+        return cls(lambda t: final * min(max((t - start) / (end - start), 0.0), 1.0))
+
+    def __float__(self) -> float:
+        return float(self.fn(self.step))
+
+    def callback(self, state) -> None:  # after optimizer step t, the next step is t + 1 = state.step
+        self.step = state.step
+
+
+def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float | None = None, weight: float | Ramp = 1.0):
+    """Online pseudo-labeling (Lee 2013): at every update, each unlabeled image in the batch gets the
+    class the model currently predicts as its label (the argmax: Lee uses no confidence
+    threshold), weighted by `weight`, which Lee ramps up from 0 (use a `Ramp`).
+
+    With `threshold` set, only predictions at least that confident count: the course's thresholded
+    variant (FixMatch without its strong view). The same kind of view is both labeler and learner,
+    so nothing but the ramp or the threshold stops an early wrong label from being reinforced.
+    Metrics: mask_rate (fraction of unlabeled images that count), weight.
+    """
     x, y, u = batch
     logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
     logits_x, logits_u = logits[: len(x)], logits[len(x):]
     probs = logits_u.detach().softmax(-1)
-    mask = confident_mask(probs, threshold).float()
+    mask = (confident_mask(probs, threshold) if threshold is not None else torch.ones(len(u), dtype=torch.bool,
+                                                                                       device=probs.device)).float()
     unsup = (F.cross_entropy(logits_u, probs.argmax(-1), reduction="none") * mask).mean()
-    return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask.mean().item()}
+    w = float(weight)
+    return F.cross_entropy(logits_x, y) + w * unsup, {"mask_rate": mask.mean().item(), "weight": w}
 
 
 @torch.no_grad()

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.shapes import ANSWERS, vqa_statement
+from .data.captions import ANSWERS, vqa_statement
 from .data.tokenize import trim_padding
 
 
@@ -55,12 +56,15 @@ class VQAModel(nn.Module):
         return self.head(torch.cat([i, q, i * q], dim=-1))
 
 
-def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] = ANSWERS) -> torch.Tensor:
+def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] = ANSWERS, *,
+                      heldout: np.ndarray | None = None) -> torch.Tensor:
     """Each question rewritten with each candidate answer (`vlmlearn.data.vqa_statement`), tokenized.
 
     Returns ids (N, len(answers), L), with L cut to the longest statement (statements are short, and
     every candidate goes through the text tower); the row of an answer that does not fit the question
-    is all padding. Every statement word must be in the tokenizer's vocabulary (build it with the
+    is all padding, and so is one whose statement names a combination the world holds out (pass the
+    world's `heldout_mask`: such a statement is never true there, and training on it would leak the
+    held-out combination into the text tower). Every statement word must be in the tokenizer's vocabulary (build it with the
     answers, e.g. `WordTokenizer.from_texts(captions + questions + list(ANSWERS))`), or a ValueError
     names the missing words: an unknown word would silently become the same `<unk>` in every
     statement ("<unk> red circle" for both "a" and "no").
@@ -68,7 +72,7 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
     texts, where = [], []
     for i, q in enumerate(questions):
         for a, answer in enumerate(answers):
-            statement = vqa_statement(q, answer)
+            statement = vqa_statement(q, answer, heldout)
             if statement is not None:
                 texts.append(statement)
                 where.append((i, a))

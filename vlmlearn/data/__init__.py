@@ -3,7 +3,9 @@ from .digits import DIGIT_NAMES, DigitsSplit, LabeledImages, digit_caption, load
 from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pairs, export_flickr30k,
                       load_coco_captions, load_csv_pairs, load_flickr30k, load_image, load_image_folder,
                       to_rgb)
-from .shapes import (ANSWERS, ANSWERS_BY_TYPE, ATTRIBUTES, COLORS, NOISE_KINDS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
-                     Batch, ShapesWorld, caption_from_attributes, caption_matches, caption_vocabulary, hard_negative_captions,
-                     content_keys, drop_function_words, paraphrases, parse_caption, vqa_statement)
+from .captions import (ANSWERS, ANSWERS_BY_TYPE, ATTRIBUTES, COLORS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
+                       caption_from_attributes, caption_matches, caption_vocabulary, content_keys, drop_function_words,
+                       hard_negative_captions, names_heldout, paraphrases, parse_caption, size_swapped_captions,
+                       text_names_heldout, vqa_statement)
+from .shapes import NOISE_KINDS, Batch, ShapesWorld
 from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer, trim_padding

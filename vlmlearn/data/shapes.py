@@ -14,38 +14,25 @@ anti-aliased edges for free.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
 
-SHAPES = ("circle", "square", "triangle", "cross", "diamond")
-COLORS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "cyan")
-SIZES = ("small", "large")
-POSITIONS = ("left", "right", "top", "bottom", "center")
-ATTRIBUTES = {"shape": SHAPES, "color": COLORS, "size": SIZES, "position": POSITIONS}
+from .captions import (ANSWERS, ATTRIBUTES, COLORS, COUNT_WORDS, JUNK_TEMPLATES, ONE_OBJECT_TEMPLATES, POSITION_PHRASE,
+                       POSITIONS, QUESTION_TYPES, SHAPES, SIZES, caption_from_attributes, caption_vocabulary, content_keys,
+                       hard_negative_captions, names_heldout, size_swapped_captions,
+                       wrong_attribute_captions)
+
 SPLITS = ("train", "val", "test")
 
 RGB = np.array([[220, 40, 40], [40, 180, 60], [50, 90, 235], [235, 215, 40],
                 [160, 60, 210], [245, 140, 30], [240, 240, 240], [40, 215, 215]], np.float32) / 255
 POSITION_XY = np.array([[0.25, 0.5], [0.75, 0.5], [0.5, 0.25], [0.5, 0.75], [0.5, 0.5]], np.float32)
 RADIUS = np.array([0.13, 0.21], np.float32)  # object radius as a fraction of the image side
-POSITION_PHRASE = {"left": "on the left", "right": "on the right", "top": "at the top",
-                   "bottom": "at the bottom", "center": "in the center"}
-ONE_OBJECT_TEMPLATES = ("a {o} {p}", "there is a {o} {p}", "{P} there is a {o}", "a photo of a {o} {p}")
-TWO_OBJECT_TEMPLATES = ("a {o} {p} and a {o2} {p2}", "there is a {o} {p} and a {o2} {p2}",
-                        "{P} there is a {o} and {p2} a {o2}", "a photo of a {o} {p} and a {o2} {p2}")
-JUNK_TEMPLATES = ("IMG_{n}.jpg", "DSC{n}", "click here for more", "free shipping on all orders",
-                  "stock photo {n}", "untitled image", "best price guaranteed", "screenshot {n}")
 NOISE_KINDS = ("swap", "attribute", "junk")
-COUNT_WORDS = ("zero", "one", "two")
-QUESTION_TYPES = ("color", "shape", "count", "exists", "position", "size")
-ANSWERS = COLORS + SHAPES + SIZES + POSITIONS + ("one", "two", "yes", "no")
-
 _VIEWS = {name: i for i, name in enumerate(
     ("pairs", "images", "texts", "labeled", "vqa", "heldout", "binding", "noise"))}
-_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -92,6 +79,8 @@ class Batch:
     is_noisy: np.ndarray | None = None     # noisy view: (N,) bool, caption was corrupted
     noise_kind: list[str] | None = None    # noisy view: "" or one of NOISE_KINDS
     swapped_captions: list[str] | None = None  # binding view: colors swapped between objects
+    size_swapped_captions: list[str] | None = None  # binding view: sizes swapped between objects
+    heldout: np.ndarray | None = None      # (colors, shapes) bool: what the world holds out; no rewrite names it
 
     def __len__(self) -> int:
         return len(self.index)
@@ -102,7 +91,7 @@ class Batch:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if v is None or f.name == "classes":
+            if v is None or f.name in ("classes", "heldout"):
                 out[f.name] = v
             elif isinstance(v, dict):
                 out[f.name] = {k: a[key] for k, a in v.items()}
@@ -123,66 +112,6 @@ class Batch:
         return content_keys(self.attributes)
 
 
-def content_keys(attributes: dict[str, np.ndarray]) -> list[str]:
-    keys = []
-    for i in range(len(attributes["n_objects"])):
-        objs = sorted(_object_words(attributes, i, k) + " " + POSITIONS[attributes["position"][i, k]]
-                      for k in range(attributes["n_objects"][i]))
-        keys.append(" & ".join(objs))
-    return keys
-
-
-def _object_words(attributes: dict[str, np.ndarray], i: int, k: int) -> str:
-    return (f"{SIZES[attributes['size'][i, k]]} {COLORS[attributes['color'][i, k]]} "
-            f"{SHAPES[attributes['shape'][i, k]]}")
-
-
-def caption_from_attributes(attributes: dict[str, np.ndarray], template: np.ndarray) -> list[str]:
-    """Render captions from attributes with the given template ids (see the *_TEMPLATES tuples)."""
-    out = []
-    for i, t in enumerate(template):
-        n = attributes["n_objects"][i]
-        p = [POSITION_PHRASE[POSITIONS[attributes["position"][i, k]]] for k in range(n)]
-        o = [_object_words(attributes, i, k) for k in range(n)]
-        if n == 1:
-            out.append(ONE_OBJECT_TEMPLATES[t].format(o=o[0], p=p[0], P=p[0]))
-        else:
-            out.append(TWO_OBJECT_TEMPLATES[t].format(o=o[0], p=p[0], P=p[0], o2=o[1], p2=p[1]))
-    return out
-
-
-def paraphrases(attributes: dict[str, np.ndarray]) -> list[list[str]]:
-    """Every template's caption for each sample: N lists of 4 captions (like COCO's 5 per image)."""
-    n = len(attributes["n_objects"])
-    per_template = [caption_from_attributes(attributes, np.full(n, t)) for t in range(len(ONE_OBJECT_TEMPLATES))]
-    return [list(caps) for caps in zip(*per_template)]
-
-
-def parse_caption(caption: str) -> list[dict[str, str]]:
-    """Read the objects back out of a ShapesWorld caption (exact for every template).
-
-    Returns one dict per object with keys shape, color, size, position; [] for junk alt-text.
-    >>> parse_caption("a small red circle on the left")
-    [{'size': 'small', 'color': 'red', 'shape': 'circle', 'position': 'left'}]
-    """
-    objects = []
-    for clause in caption.lower().replace(",", " ").split(" and "):
-        words = clause.split()
-        obj = {name: next((w for w in words if w in values), None)
-               for name, values in (("size", SIZES), ("color", COLORS), ("shape", SHAPES),
-                                    ("position", POSITIONS))}
-        if obj["shape"] is not None:
-            objects.append(obj)
-    return objects
-
-
-def caption_matches(caption: str, attributes: dict[str, np.ndarray], i: int) -> bool:
-    """True when the caption describes exactly the objects of sample i."""
-    parsed = sorted(" ".join(o[a] or "?" for a in ("size", "color", "shape", "position"))
-                    for o in parse_caption(caption))
-    return " & ".join(parsed) == content_keys({k: v[i:i + 1] for k, v in attributes.items()})[0]
-
-
 class ShapesWorld:
     """A deterministic world of shapes with captions, labels and questions.
 
@@ -190,8 +119,9 @@ class ShapesWorld:
         seed: names the world; the same seed always gives the same samples.
         image_size: side of the square images in pixels (16 to 64).
         two_object_prob: chance that a paired image holds two objects.
-        heldout_per_color: colour x shape combinations held out per colour. They never appear in
-            any view except `heldout_pairs`, for compositional zero-shot tests.
+        heldout_per_color: colour x shape combinations held out per colour. No view except
+            `heldout_pairs` ever shows or names them (not even as a negative or a wrong caption:
+            see `vlmlearn.data.captions`), for compositional zero-shot tests.
         background_noise: standard deviation-like amplitude of the per-pixel background noise.
     """
 
@@ -308,12 +238,26 @@ class ShapesWorld:
 
     # ---------------------------------------------------------------- views
     def _batch(self, view: str, n: int, split: str, start: int, two_object_prob: float,
-               heldout: bool = False, with_images: bool = True) -> tuple[Batch, np.ndarray]:
+               heldout: bool = False, with_images: bool = True, accept=None) -> tuple[Batch, np.ndarray]:
+        """Draw a view's samples. `accept(attributes) -> (N,) bool` redraws (with a new key, still
+        a function of the index alone) every sample it rejects, so n samples always come back."""
         index, key = self._keys(view, split, start, n)
         attrs = self._attributes(key, self._n_objects(key, two_object_prob), heldout)
+        for attempt in range(200 if accept else 0):
+            redo = ~accept(attrs)
+            if not redo.any():
+                break
+            key = key.copy()
+            key[redo] = _splitmix(key[redo] ^ np.uint64(0xD1CE + attempt))
+            fresh = self._attributes(key[redo], self._n_objects(key[redo], two_object_prob), heldout)
+            for k in attrs:
+                attrs[k][redo] = fresh[k]
+        else:
+            if accept is not None:  # pragma: no cover - needs a world where almost nothing is accepted
+                raise ValueError(f"could not draw {view} samples that pass its constraint")
         template = _pick(_uniform(key, 8), len(ONE_OBJECT_TEMPLATES))
         images = self.render(key, attrs) if with_images else None
-        return Batch(index=index, attributes=attrs, images=images, template=template), key
+        return Batch(index=index, attributes=attrs, images=images, template=template, heldout=self.heldout_mask), key
 
     def pairs(self, n: int, *, split: str = "train", start: int = 0) -> Batch:
         """Clean, curated image-caption pairs (the COCO / Flickr30K stand-in)."""
@@ -356,17 +300,11 @@ class ShapesWorld:
             other_key = _splitmix(key ^ np.uint64(0xC0FFEE))
             other = self._attributes(other_key, self._n_objects(other_key, self.two_object_prob))
             return caption_from_attributes(other, _pick(_uniform(other_key, 8), len(ONE_OBJECT_TEMPLATES)))
-        if kind == "attribute":  # change one word of one object to another value
-            attrs = {k: v[sel].copy() for k, v in b.attributes.items()}
+        if kind == "attribute":  # one colour, shape or size word of one object made wrong
+            attrs = {k: v[sel] for k, v in b.attributes.items()}
             obj = np.where(attrs["n_objects"] == 2, _pick(_uniform(key, 2), 2), 0)
-            which = _pick(_uniform(key, 3), 3)
-            rows = np.arange(len(sel))
-            for a_id, name in enumerate(("color", "shape", "size")):
-                m = which == a_id
-                n_values = len(ATTRIBUTES[name])
-                shift = 1 + _pick(_uniform(key[m], 4), n_values - 1)
-                attrs[name][rows[m], obj[m]] = (attrs[name][rows[m], obj[m]] + shift) % n_values
-            return caption_from_attributes(attrs, b.template[sel])
+            return wrong_attribute_captions(attrs, b.template[sel], self.heldout_mask, obj=obj,
+                                            which=_pick(_uniform(key, 3), 3), draw=_uniform(key, 4))
         numbers = _pick(_uniform(key, 5), 9000) + 1000
         return [JUNK_TEMPLATES[t].format(n=num) for t, num in
                 zip(_pick(_uniform(key, 6), len(JUNK_TEMPLATES)), numbers)]
@@ -403,8 +341,8 @@ class ShapesWorld:
         qtype = _pick(_uniform(key, 40), len(QUESTION_TYPES))
         obj = np.where(a["n_objects"] == 2, _pick(_uniform(key, 41), 2), 0)
         present = _uniform(key, 42) < 0.5
-        absent_color = _pick(_uniform(key, 43), len(COLORS))
-        absent_shape = _pick(_uniform(key, 44), len(SHAPES))
+        seen = np.argwhere(~self.heldout_mask)  # "is there a ...?" names only combinations the world shows
+        absent_color, absent_shape = seen[_pick(_uniform(key, 43), len(seen))].T
         questions, answers = [], []
         for i in range(n):
             k = obj[i]
@@ -442,86 +380,27 @@ class ShapesWorld:
         return b
 
     def binding_pairs(self, n: int, *, split: str = "test", start: int = 0) -> Batch:
-        """Two-object images with their caption and its attribute-swapped twin.
+        """Two-object images with their caption and two swapped twins, each the same bag of words
+        for a different scene, so a model that reads captions as bags of words scores 50 %:
 
-        "a red circle ... and a blue square ..." becomes "a blue circle ... and a red square ...":
-        the same bag of words, a different scene. A model that reads captions as bags of words
-        cannot tell the two apart (50 % is chance).
+        - `swapped_captions`: colours swapped, "a small red circle ... and a large blue square ..."
+          -> "a small blue circle ... and a large red square ..." (the kind of hard negative
+          NegCLIP training uses: the in-distribution probe);
+        - `size_swapped_captions`: sizes swapped, "a large red circle ... and a small blue square
+          ..." (a swap no training negative makes: the out-of-distribution probe).
+
+        Scenes are drawn so that both objects differ in size and both colour-swapped objects are
+        seen combinations: images and both twins name only combinations seen in training.
         """
-        b, _ = self._batch("binding", n, split, start, 1.0)
+        def accept(a):
+            swapped = {**a, "color": a["color"][:, ::-1]}
+            return (a["size"][:, 0] != a["size"][:, 1]) & ~names_heldout(swapped, self.heldout_mask)
+
+        b, _ = self._batch("binding", n, split, start, 1.0, accept=accept)
         b.captions = caption_from_attributes(b.attributes, b.template)
-        b.swapped_captions = hard_negative_captions(b)  # two objects: their colours swapped
+        b.swapped_captions = hard_negative_captions(b)  # colours swapped (every swap is seen, by construction)
+        b.size_swapped_captions = size_swapped_captions(b)
         return b
-
-
-_QUESTION_PATTERNS = (  # (question type, pattern, statement made from the groups and the answer)
-    ("color", re.compile(r"what color is the (\w+)\?"), lambda g, a: f"a {a} {g[0]}"),
-    ("size", re.compile(r"what size is the (\w+)\?"), lambda g, a: f"a {a} {g[0]}"),
-    ("shape", re.compile(r"what shape is (.+)\?"), lambda g, a: f"a {a} {g[0]}"),
-    ("position", re.compile(r"where is the (\w+) (\w+)\?"), lambda g, a: f"a {g[0]} {g[1]} {POSITION_PHRASE[a]}"),
-    ("count", re.compile(r"how many shapes are there\?"), lambda g, a: f"{a} {'shape' if a == 'one' else 'shapes'}"),
-    ("exists", re.compile(r"is there a (\w+) (\w+)\?"), lambda g, a: f"{'a' if a == 'yes' else 'no'} {g[0]} {g[1]}"),
-)
-ANSWERS_BY_TYPE = {"color": COLORS, "shape": SHAPES, "count": COUNT_WORDS[1:], "exists": ("yes", "no"),
-                   "position": POSITIONS, "size": SIZES}
-
-
-def vqa_statement(question: str, answer: str) -> str | None:
-    """Rewrite a ShapesWorld question and a candidate answer as the caption they would make together,
-    or None when the answer does not fit the question.
-
-    >>> vqa_statement("what color is the square?", "red")
-    'a red square'
-    >>> vqa_statement("where is the red circle?", "left")
-    'a red circle on the left'
-    >>> vqa_statement("is there a red circle?", "no")
-    'no red circle'
-
-    This is how a CLIP-style model can answer a question without a new head: score each candidate
-    statement against the image (see `vlmlearn.vqa.VQAByMatching`). Count and yes/no statements
-    ("two shapes", "no red circle") use words no caption contains; fine-tuning has to teach them.
-    """
-    for qtype, pattern, make in _QUESTION_PATTERNS:
-        m = pattern.fullmatch(question)
-        if m:
-            return make(m.groups(), answer) if answer in ANSWERS_BY_TYPE[qtype] else None
-    raise ValueError(f"not a ShapesWorld question: {question!r} (see ShapesWorld.vqa for the question forms)")
-
-
-def hard_negative_captions(batch: Batch) -> list[str]:
-    """Hard negatives: each caption made wrong in the way that is hardest to notice.
-
-    Two objects swap colours ("a red circle and a blue square" -> "a blue circle and a red
-    square": the same words, bound differently). A lone object keeps its colour but gets another
-    shape ("a small red circle" -> "a small red square"), since shape is the attribute these
-    models read least well. Same template as the batch's own captions.
-    """
-    a = {k: v.copy() for k, v in batch.attributes.items()}
-    two = a["n_objects"] == 2
-    a["color"][two] = a["color"][two, ::-1]
-    shift = 1 + batch.index[~two] % (len(SHAPES) - 1)
-    a["shape"][~two, 0] = (a["shape"][~two, 0] + shift) % len(SHAPES)
-    return caption_from_attributes(a, batch.template)
-
-
-FUNCTION_WORDS = ("a", "the", "there", "is", "photo", "of", "on", "at", "in")
-
-
-def drop_function_words(captions: list[str], p: float, seed: int = 0) -> list[str]:
-    """Word dropout that keeps meaning: each function word ("a", "the", "there", ...) is dropped
-    with probability p; attribute words and "and" always stay, so `parse_caption` still reads the
-    same objects. A text perturbation for consistency training."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p}")
-    rng = np.random.default_rng(seed)
-    return [" ".join(w for w in c.split() if w not in FUNCTION_WORDS or rng.random() >= p) for c in captions]
-
-
-def caption_vocabulary() -> list[str]:
-    """Every word a ShapesWorld caption can use (junk alt-text aside), sorted."""
-    words = {w for t in ONE_OBJECT_TEMPLATES + TWO_OBJECT_TEMPLATES for w in t.split() if "{" not in w}
-    words |= {w for phrase in POSITION_PHRASE.values() for w in phrase.split()}
-    return sorted(words | set(SHAPES) | set(COLORS) | set(SIZES) | set(POSITIONS))
 
 
 def _sdf(shape_id: int, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:

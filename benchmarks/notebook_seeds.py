@@ -1,0 +1,53 @@
+"""A notebook's headline numbers at several seeds: the notebook itself, run with SEED = 0, 1, 2.
+
+    python benchmarks/notebook_seeds.py 01_contrastive_alignment            # seeds 0, 1, 2
+    python benchmarks/notebook_seeds.py 07_pseudo_labeling --seeds 0 1 2 3 4
+
+Each run goes through papermill with its own results folder (build/benchmarks/<notebook>/seed<N>), so
+the numbers come from exactly the code the learner runs, seeds being the only loop. Writes
+benchmarks/results/<notebook>.json ({"notebook", "seeds", "metrics": {key: {"per_seed", "mean",
+"std"}}, "runtime_s", "versions"}), which the notebook then shows beside its live run.
+"""
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+from vlmlearn.results import write_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_seeds(notebook: str, seeds: list[int]) -> Path:
+    import papermill
+
+    out = ROOT / "build" / "benchmarks" / notebook
+    runs, t0 = [], time.perf_counter()
+    for seed in seeds:
+        folder = out / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ["VLMLEARN_RESULTS_DIR"] = str(folder)
+        print(f"{notebook}: seed {seed} ...", flush=True)
+        papermill.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(folder / f"{notebook}.ipynb"),
+                                   parameters={"SEED": seed}, cwd=str(ROOT / "notebooks"), progress_bar=False)
+        runs.append(json.loads((folder / f"{notebook}.json").read_text())["metrics"])
+    path = write_benchmark(notebook, seeds, runs, runtime_s=time.perf_counter() - t0)
+    for key, m in json.loads(path.read_text())["metrics"].items():
+        print(f"{key:32s} {m['mean']:8.3f} ± {m['std']:.3f}   {', '.join(f'{v:.3f}' for v in m['per_seed'])}")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="+", help="notebook stems, e.g. 01_contrastive_alignment")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+    for notebook in args.notebooks:
+        if not (ROOT / "notebooks" / f"{notebook}.ipynb").is_file():
+            raise SystemExit(f"no notebook notebooks/{notebook}.ipynb")
+        print(f"wrote {run_seeds(notebook, args.seeds)}")
+
+
+if __name__ == "__main__":
+    main()
