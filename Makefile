@@ -34,7 +34,8 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
 # notebooks whose headline comparison `make bench` re-runs at seeds 0, 1, 2 (benchmarks/results/*.json)
-BENCH_NOTEBOOKS ?= 01_contrastive_alignment 07_pseudo_labeling
+BENCH_NOTEBOOKS ?= 01_contrastive_alignment 02_noisy_web_pairs 05_generative_unpaired 06_supervised_finetuning \
+                   07_pseudo_labeling 08_consistency_regularization
 
 bench: install
 	$(PY) benchmarks/bench_data_and_loop.py

@@ -1,7 +1,7 @@
 """Semi-supervised methods on the real digits across label counts and seeds (notebook 08).
 
 For 1, 2 and 5 labels per class and seeds 0, 1, 2: supervised-only, Π-model, Mean Teacher and
-FixMatch, with the notebook's model and budgets. Prints a mean ± std table and writes
+FixMatch, with the notebook's model and budget (the same steps and batches for every method). Prints a mean ± std table and writes
 build/benchmarks/semi_supervised.{json,png} (accuracy against labels per class).
 
     python benchmarks/semi_supervised.py [--labels 1 2 5] [--seeds 0 1 2]    # ~15 minutes on 2 cores
@@ -21,24 +21,25 @@ from vlmlearn.semi import ema_teacher, fixmatch_step, mean_teacher_step, pi_mode
 from vlmlearn.train import set_seed, train
 
 METHODS = ("supervised", "Π-model", "Mean Teacher", "FixMatch")
+STEPS, MU = 1000, 7  # notebook 08's budget: every method the same steps and the same labeled and unlabeled batches
 
 
 def run(method: str, labels: int, seed: int) -> float:
     split = load_digits_split(labels, seed=seed, image_size=16)
     set_seed(seed)
     model = SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
-    step, steps, mu, callbacks, evaluate = supervised_step, 300, 1, [], model
+    step, callbacks, evaluate = supervised_step, [], model
     if method == "Π-model":
-        step, steps, mu = functools.partial(pi_model_step, weight=10.0), 600, 3
+        step = functools.partial(pi_model_step, weight=10.0)
     elif method == "Mean Teacher":
         teacher = ema_teacher(model, decay=0.99)
-        step, steps, mu = functools.partial(mean_teacher_step, teacher=teacher, weight=10.0), 600, 3
+        step = functools.partial(mean_teacher_step, teacher=teacher, weight=10.0)
         callbacks, evaluate = [lambda state: teacher.update_parameters(state.model)], teacher.module
     elif method == "FixMatch":
-        step, steps, mu = functools.partial(fixmatch_step, threshold=0.95), 1000, 7
+        step = functools.partial(fixmatch_step, threshold=0.95)
     train(model, torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4), step,
-          semi_batches(split.labeled.images, split.labeled.labels, split.unlabeled, batch_size=32, mu=mu, seed=seed),
-          steps=steps, callbacks=callbacks, progress=False)
+          semi_batches(split.labeled.images, split.labeled.labels, split.unlabeled, batch_size=32, mu=MU, seed=seed),
+          steps=STEPS, callbacks=callbacks, progress=False)
     evaluate.eval()
     with torch.no_grad():
         return accuracy(evaluate(split.test.images), split.test.labels)

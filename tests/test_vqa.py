@@ -5,7 +5,7 @@ from vlmlearn.contrastive import DualEncoder
 from vlmlearn.data import (ANSWERS, ANSWERS_BY_TYPE, QUESTION_TYPES, WordTokenizer, caption_vocabulary, trim_padding,
                            vqa_statement)
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.vqa import VQAByMatching, VQAModel, answer_statements, vqa_accuracy, vqa_step
+from vlmlearn.vqa import VQAByMatching, VQAModel, answer_candidates, answer_statements, vqa_accuracy, vqa_step
 
 
 def test_vqa_model_from_dual_encoder_trains_copies(world):
@@ -93,3 +93,37 @@ def test_vqa_by_matching_scores_only_candidates_and_trains(world):
         model(b.images, tok(b.questions))
     with pytest.raises(ValueError, match="no candidate"):
         model(b.images[:1], torch.zeros_like(statements[:1]))
+
+
+def test_a_classifier_head_can_choose_among_the_matchers_answers(world):
+    b = world.vqa(64)
+    tok = WordTokenizer.from_texts(caption_vocabulary() + b.questions + list(ANSWERS), context_length=20)
+    candidates = answer_candidates(b.questions, heldout=world.heldout_mask)
+    statements = answer_statements(b.questions, tok, heldout=world.heldout_mask)
+    assert torch.equal(candidates, (statements != tok.pad_id).any(-1))  # the same answer set as VQAByMatching
+    assert candidates[torch.arange(64), b.labels].all()  # the true answer is always a candidate
+    color, shape = world.heldout_combos[0]
+    held = answer_candidates([f"what color is the {shape}?"], heldout=world.heldout_mask)[0]
+    seen_colours = [c for c in ANSWERS_BY_TYPE["color"] if (c, shape) not in world.heldout_combos]
+    assert not held[ANSWERS.index(color)] and held.sum() == len(seen_colours) < len(ANSWERS_BY_TYPE["color"])
+
+    class Fixed(torch.nn.Module):  # a "model" whose logits favour a wrong answer outside the candidates
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, images, ids):
+            logits = torch.zeros(len(images), len(ANSWERS)) + self.w
+            logits[torch.arange(len(images)), b.labels[: len(images)]] = 1.0
+            logits[:, ANSWERS.index("yes")] = 5.0  # "yes" is wrong for every non-yes/no question
+            return logits
+
+    model, ids = Fixed(), tok(b.questions)
+    yes_no = torch.tensor([q.startswith("is there") for q in b.questions])
+    assert vqa_accuracy(model, b.images, ids, b.labels) == pytest.approx((b.labels == ANSWERS.index("yes")).float().mean().item())
+    assert vqa_accuracy(model, b.images, ids, b.labels, candidates) == pytest.approx(
+        ((~yes_no) | (b.labels == ANSWERS.index("yes"))).float().mean().item())
+    loss, metrics = vqa_step(model, (b.images, ids, b.labels, candidates))
+    assert torch.isfinite(loss) and metrics["acc"] == pytest.approx(vqa_accuracy(model, b.images, ids, b.labels, candidates))
+    with pytest.raises(ValueError, match="answer_candidates"):
+        vqa_step(model, (b.images, ids, b.labels, candidates[:, :3]))

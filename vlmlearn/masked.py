@@ -3,7 +3,7 @@
 MAE (He et al. 2022, "Masked Autoencoders Are Scalable Vision Learners"): cut the image into
 patches, hide most of them, encode only the visible ones, and let a light decoder predict the
 hidden pixels. MLM (Devlin et al. 2019, BERT): hide 15 % of the words and predict them. The
-multimodal version lets the word predictor see the image, as in FLAVA and BLIP.
+multimodal version lets the word predictor see the image, as in VisualBERT, ViLT and FLAVA.
 """
 from __future__ import annotations
 

@@ -56,6 +56,14 @@ class VQAModel(nn.Module):
         return self.head(torch.cat([i, q, i * q], dim=-1))
 
 
+def answer_candidates(questions: list[str], answers: tuple[str, ...] = ANSWERS, *,
+                      heldout: np.ndarray | None = None) -> torch.Tensor:
+    """(N, len(answers)) bool: which answers fit each question (`vlmlearn.data.vqa_statement` writes a
+    statement for them). Pass it as a fourth batch element to `vqa_step` and `vqa_accuracy` so that a
+    classifier head chooses among the same answers as `VQAByMatching` does."""
+    return torch.tensor([[vqa_statement(q, a, heldout) is not None for a in answers] for q in questions], dtype=torch.bool)
+
+
 def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] = ANSWERS, *,
                       heldout: np.ndarray | None = None) -> torch.Tensor:
     """Each question rewritten with each candidate answer (`vlmlearn.data.vqa_statement`), tokenized.
@@ -131,22 +139,34 @@ class VQAByMatching(nn.Module):
         return torch.full(candidate.shape, float("-inf"), device=scores.device, dtype=scores.dtype).index_put((q, a), scores)
 
 
+def _restrict(logits: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
+    if candidates is None:
+        return logits
+    if candidates.shape != logits.shape:
+        raise ValueError(f"expected candidates {tuple(logits.shape)} from answer_candidates, got {tuple(candidates.shape)}")
+    return logits.masked_fill(~candidates.to(logits.device), float("-inf"))
+
+
 def vqa_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
-    """(images, question ids or answer statements, answer labels) -> cross-entropy over the answers,
-    for either VQAModel or VQAByMatching."""
+    """(images, question ids or answer statements, answer labels[, candidates]) -> cross-entropy over
+    the answers, for either VQAModel or VQAByMatching. With `candidates` (B, A) bool from
+    `answer_candidates`, answers outside them get -inf logits (VQAByMatching does this by itself)."""
     images, ids, labels = batch[:3]
-    logits = model(images, ids)
+    logits = _restrict(model(images, ids), batch[3] if len(batch) > 3 else None)
     return F.cross_entropy(logits, labels), {"acc": (logits.argmax(-1) == labels).float().mean().item()}
 
 
 @torch.no_grad()
 def vqa_accuracy(model: nn.Module, images: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
-                 *, batch_size: int = 1000) -> float:
-    """Fraction of questions answered exactly right."""
+                 candidates: torch.Tensor | None = None, *, batch_size: int = 1000) -> float:
+    """Fraction of questions answered exactly right (among `candidates` when given, as in vqa_step)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = sum((model(images[i:i + batch_size].to(device), ids[i:i + batch_size].to(device)).argmax(-1).cpu()
-                   == labels[i:i + batch_size]).sum().item() for i in range(0, len(labels), batch_size))
+    correct = 0
+    for i in range(0, len(labels), batch_size):
+        logits = model(images[i:i + batch_size].to(device), ids[i:i + batch_size].to(device))
+        logits = _restrict(logits, None if candidates is None else candidates[i:i + batch_size])
+        correct += (logits.argmax(-1).cpu() == labels[i:i + batch_size]).sum().item()
     model.train(was_training)
     return correct / len(labels)
