@@ -61,6 +61,7 @@ def test_benchmark_contract_and_orderings(tmp_path):
     assert ordering(bench, "a", "b").startswith("a beats b at 3 of 3 seeds")
     assert ordering(bench, "b", "a").startswith("a beats b at 3 of 3 seeds")
     assert "within noise" in ordering(bench, "b", "c")  # b wins twice, c once: no claim
+    assert ordering(bench, "b", "a", lower_is_better=True).startswith("b beats a at 3 of 3 seeds (gap +0.300")
     table = seed_table({"a": 0.88, "b": 0.1, "c": 0.2}, bench, ["a"])
     assert "0.880" in table and "0.850 ± 0.041" in table and "0.900, 0.800, 0.850" in table
     with pytest.raises(ValueError, match="one metrics dict per seed"):

@@ -134,12 +134,13 @@ def seed_table(live: dict[str, float], benchmark: dict | None, keys: list[str]) 
     return "\n".join(lines)
 
 
-def ordering(benchmark: dict, a: str, b: str) -> str:
+def ordering(benchmark: dict, a: str, b: str, *, lower_is_better: bool = False) -> str:
     """A sentence comparing metrics a and b over the committed seeds: "a beats b" only when it does
     at every seed or the mean gap exceeds two standard deviations of the per-seed gap; otherwise
-    "within noise"."""
+    "within noise". With `lower_is_better` (an error, a loss) the smaller value wins; gaps are
+    printed as how much better the winner is."""
     x, y = benchmark["metrics"][a]["per_seed"], benchmark["metrics"][b]["per_seed"]
-    gaps = [u - v for u, v in zip(x, y)]
+    gaps = [(v - u) if lower_is_better else (u - v) for u, v in zip(x, y)]
     mean = sum(gaps) / len(gaps)
     std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))
     n = len(gaps)
