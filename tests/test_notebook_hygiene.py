@@ -58,3 +58,10 @@ def test_the_markdown_number_check_tells_results_from_settings():
     assert not measured_numbers_in_markdown("FixMatch reaches 94.93 % with 250 labels (Sohn et al. 2020, Table 2).")
     assert not measured_numbers_in_markdown("The target is 0.80; chance is 0.125.")
     assert not measured_numbers_in_markdown("## References\n- MAE, 2022, 68.0 % linear probe")
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.stem.startswith("00_")], ids=lambda p: p.stem)
+def test_notebook_chooses_its_device_one_way_and_prints_it(path):
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    assert "device = vlmlearn.device()" in code and 'print(f"device: {device}")' in code
+    assert "get_device" not in code, "choose the device with vlmlearn.device() ($VLMLEARN_DEVICE overrides it)"

@@ -112,3 +112,54 @@ def test_evaluate_restores_train_mode():
     model = _model().train()
     assert evaluate(model, lambda m: {"training": float(m.training)}) == {"training": 0.0}
     assert model.training
+
+
+def test_mixed_precision_follows_what_the_device_supports(monkeypatch):
+    from vlmlearn.train import autocast_dtype
+
+    assert autocast_dtype(torch.device("cpu")) is None and autocast_dtype(torch.device("mps")) is None
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert autocast_dtype(torch.device("cuda")) == torch.bfloat16  # Ampere and newer
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert autocast_dtype(torch.device("cuda")) == torch.float16   # older GPUs: fp16 with a GradScaler
+
+
+def test_train_never_enters_autocast_where_no_precision_is_picked(monkeypatch):
+    def forbidden(*args, **kwargs):  # torch.autocast("mps", ...) raises on torch < 2.5, even disabled
+        raise AssertionError("train entered torch.autocast on a device where no mixed precision is used")
+
+    monkeypatch.setattr(torch, "autocast", forbidden)
+    x, y = _problem()
+    h = train(_model(), torch.optim.SGD(_model().parameters(), lr=0.1), step, minibatches(x, y, batch_size=32),
+              steps=3, progress=False)
+    assert len(h.train["loss"]) == 3
+
+
+def test_the_fp16_path_scales_unscales_and_still_learns(monkeypatch):
+    import vlmlearn.train as train_module
+
+    scaled = []
+    real_scaler = torch.amp.GradScaler
+
+    class Recording(real_scaler):  # on a machine without CUDA the scaler passes through; record its calls
+        def scale(self, loss):
+            scaled.append(loss.item())
+            return super().scale(loss)
+
+    monkeypatch.setattr(train_module, "autocast_dtype", lambda device: torch.float16)
+    monkeypatch.setattr(torch.amp, "GradScaler", Recording)
+    x, y = _problem()
+    model = _model()
+    h = train(model, torch.optim.AdamW(model.parameters(), lr=1e-2), step, minibatches(x, y, batch_size=32),
+              steps=100, grad_clip=1.0, progress=False)
+    assert len(scaled) == 100 and h.train["loss"][-1] < h.train["loss"][0]
+
+
+def test_one_way_to_choose_the_device(monkeypatch):
+    import vlmlearn
+
+    monkeypatch.setenv("VLMLEARN_DEVICE", "meta")
+    assert vlmlearn.device() == torch.device("meta")
+    monkeypatch.delenv("VLMLEARN_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert vlmlearn.device().type in (expected, "mps") and vlmlearn.device("cpu") == torch.device("cpu")

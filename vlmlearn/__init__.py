@@ -12,3 +12,11 @@ Modules (import what you need; `import vlmlearn` itself loads nothing heavy):
     vlmlearn.widgets    interactive explorers
 """
 __version__ = "0.1.0"
+
+
+def device(prefer: str | None = None):
+    """The device the course runs on: $VLMLEARN_DEVICE (or `prefer`) when set, else cuda, then mps,
+    then cpu. The same as `vlmlearn.train.get_device`; imported lazily so `import vlmlearn` stays light."""
+    from .train import get_device
+
+    return get_device(prefer)

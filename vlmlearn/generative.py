@@ -72,13 +72,15 @@ class Captioner(nn.Module):
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Write captions: (B, C, S, S) -> ids (B, max_length), starting with the start token; after
         the end token every position is padding. temperature 0 is greedy decoding; > 0 samples from
-        softmax(logits / temperature)."""
+        softmax(logits / temperature). Images may be on any device; ids come back on theirs."""
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         was_training = self.training
         self.eval()
         check_images(images, 3, self.image_size)
         length = max_length or self.context_length
+        given_on = images.device  # the ids come back on the images' device; the work runs on the model's
+        images = images.to(self.image_proj.weight.device)
         memory = self.encode_image(images)
         ids = torch.full((len(images), 1), self.bos_id, dtype=torch.long, device=images.device)
         done = torch.zeros(len(images), dtype=torch.bool, device=images.device)
@@ -95,7 +97,7 @@ class Captioner(nn.Module):
             if done.all():
                 break
         self.train(was_training)
-        return F.pad(ids, (0, length - ids.shape[1]), value=self.pad_id)
+        return F.pad(ids, (0, length - ids.shape[1]), value=self.pad_id).to(given_on)
 
 
 def captioning_step(model: Captioner, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:

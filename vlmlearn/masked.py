@@ -344,15 +344,15 @@ def predict_each_word(model: MaskedCaptionModel, ids: torch.Tensor, images: torc
     only that word is replaced by the mask token. Padding positions get pad_id.
     """
     model.eval()
-    b, length = ids.shape
+    device = next(model.parameters()).device
     rows, cols = (ids != pad_id).nonzero(as_tuple=True)
-    preds = torch.full_like(ids, pad_id)
+    preds = torch.full_like(ids, pad_id)  # on the device of the ids, like the input
     for start in range(0, len(rows), batch_size):
         r, c = rows[start:start + batch_size], cols[start:start + batch_size]
         x = ids[r].clone()
         x[torch.arange(len(r)), c] = mask_id
-        logits = model(x, None if images is None else images[r])
-        preds[r, c] = logits[torch.arange(len(r)), c].argmax(-1)
+        logits = model(x.to(device), None if images is None else images[r].to(device))
+        preds[r, c] = logits[torch.arange(len(r), device=device), c.to(device)].argmax(-1).to(preds.device)
     return preds
 
 

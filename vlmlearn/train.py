@@ -47,6 +47,16 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The mixed precision `train` uses on `device`: bfloat16 on CUDA GPUs that support it (Ampere
+    and newer), float16 on older CUDA GPUs (with a GradScaler, since fp16 gradients underflow), and
+    none on CPU and MPS, where autocast buys little for these models (and `torch.autocast("mps")`
+    raises on torch < 2.5)."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor inside tuples, lists and dicts to `device`; leave the rest."""
     if isinstance(batch, torch.Tensor):
@@ -134,7 +144,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         eval_fn: model -> dict of metrics, run in eval mode under no_grad every `eval_every` steps
             and after the last step.
         callbacks: functions of a TrainState, called after every step; one may set state.stop.
-        amp: bfloat16 autocast when the model is on CUDA (ignored on CPU and MPS).
+        amp: mixed precision as `autocast_dtype` picks it for the model's device (bf16, or fp16
+            with a GradScaler, on CUDA; nothing on CPU and MPS).
         checkpoint: a file path. If it exists, training resumes from it; it is written every
             `checkpoint_every` steps and at the end. Loading uses weights_only=True.
     """
@@ -146,23 +157,35 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     if checkpoint is not None and Path(checkpoint).is_file():
         start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
     get_batch = data if callable(data) else _cycle(data, start)
-    use_amp = amp and device.type == "cuda"
+    dtype = autocast_dtype(device) if amp else None
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
     bar = _progress(range(start, steps), progress, desc)
     t0, state = time.perf_counter() - history.seconds, None
     history.stopped_by = "steps"
     model.train()
     for step in bar:
         batch = to_device(get_batch(step), device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        if dtype is None:
             loss, metrics = step_fn(model, batch)
+        else:
+            with torch.autocast(device.type, dtype=dtype):
+                loss, metrics = step_fn(model, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate "
                                      f"or check the inputs for NaN")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if scaler is None:
+            loss.backward()
+        else:  # fp16: scale the loss so small gradients survive, unscale before clipping
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        optimizer.step()
+        if scaler is None:
+            optimizer.step()
+        else:
+            scaler.step(optimizer)  # skips the step when the gradients overflowed
+            scaler.update()
         if scheduler is not None:
             scheduler.step()
         metrics = {"loss": loss.item(), **{k: float(v) for k, v in metrics.items()}}

@@ -229,11 +229,15 @@ def mask_ratio_explorer(model, images, *, seed: int = 0):
 
     from .viz import show_images
 
+    device = next(model.parameters()).device
+    on_model = images.to(device)
+
     def draw(ratio):
         noise = torch.rand(len(images), model.encoder.num_patches, generator=torch.Generator().manual_seed(seed))
-        masked, recon = model.reconstruct(images, ratio, noise)
-        err = ((recon - images) ** 2).mean().item()
-        fig, _ = show_images(torch.cat([masked, recon, images]), ncols=len(images), size=1.0,
+        with torch.no_grad():
+            masked, recon = (t.cpu() for t in model.reconstruct(on_model, ratio, noise.to(device)))
+        err = ((recon - images.cpu()) ** 2).mean().item()
+        fig, _ = show_images(torch.cat([masked, recon, images.cpu()]), ncols=len(images), size=1.0,
                              title=f"mask ratio {ratio:.2f}: input / reconstruction / original")
         return fig, f"{int(model.encoder.num_patches * (1 - ratio))} of {model.encoder.num_patches} patches visible; " \
                     f"pixel MSE of the reconstruction {err:.4f}"
@@ -256,9 +260,10 @@ def masked_word_predictions(models: dict, tokenizer, image, caption: str, positi
     out = {}
     for name, (model, uses_image) in models.items():
         model.eval()
+        device = next(model.parameters()).device
         with torch.no_grad():
-            logits = model(ids, image[None] if uses_image else None)[0, position + 1]
-        p, i = logits.softmax(-1).topk(k)
+            logits = model(ids.to(device), image[None].to(device) if uses_image else None)[0, position + 1]
+        p, i = logits.softmax(-1).cpu().topk(k)
         out[name] = [(tokenizer.itos[j], q) for j, q in zip(i.tolist(), p.tolist())]
     return out
 
@@ -327,7 +332,7 @@ def caption_painter(model, tokenizer, examples: list[str]):
         unknown = [w for w in text.value.lower().split() if w not in tokenizer.stoi]
         model.eval()
         with torch.no_grad():
-            image = model(tokenizer([text.value]))[0]
+            image = model(tokenizer([text.value]).to(next(model.parameters()).device))[0].cpu()
         fig, ax = plt.subplots(figsize=(2.5, 2.5))
         ax.imshow(_hwc(image))
         ax.axis("off")
