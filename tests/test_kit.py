@@ -56,7 +56,7 @@ def test_benchmark_contract_and_orderings(tmp_path):
     assert json.loads(path.read_text()) == bench and bench["seeds"] == [0, 1, 2] and bench["runtime_s"] == 12.3
     assert bench["metrics"]["a"]["per_seed"] == [0.9, 0.8, 0.85]
     assert bench["metrics"]["a"]["mean"] == pytest.approx(0.85)
-    assert bench["metrics"]["a"]["std"] == pytest.approx(np.std([0.9, 0.8, 0.85]))
+    assert bench["metrics"]["a"]["std"] == pytest.approx(np.std([0.9, 0.8, 0.85]), abs=1e-6)  # stored to 6 digits
     assert "torch" in bench["versions"] and load_benchmark("missing", folder=tmp_path) is None
     assert ordering(bench, "a", "b").startswith("a beats b at 3 of 3 seeds")
     assert ordering(bench, "b", "a").startswith("a beats b at 3 of 3 seeds")

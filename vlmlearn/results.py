@@ -96,10 +96,10 @@ def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]
     keys = [k for k in runs[0] if all(k in r for r in runs)]
     metrics = {}
     for k in keys:
-        values = [float(r[k]) for r in runs]
+        values = [round(float(r[k]), 6) for r in runs]  # metrics arrive as float32: keep the digits that mean something
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-        metrics[k] = {"per_seed": values, "mean": mean, "std": std}
+        metrics[k] = {"per_seed": values, "mean": round(mean, 6), "std": round(std, 6)}
     versions = {}
     for package in ("torch", "torchvision", "transformers", "open_clip_torch", "numpy", "scikit-learn"):
         try:

@@ -222,8 +222,7 @@ def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float | None
     logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
     logits_x, logits_u = logits[: len(x)], logits[len(x):]
     probs = logits_u.detach().softmax(-1)
-    mask = (confident_mask(probs, threshold) if threshold is not None else torch.ones(len(u), dtype=torch.bool,
-                                                                                       device=probs.device)).float()
+    mask = confident_mask(probs, 0.0 if threshold is None else threshold).float()  # threshold 0: every image counts
     unsup = (F.cross_entropy(logits_u, probs.argmax(-1), reduction="none") * mask).mean()
     w = float(weight)
     return F.cross_entropy(logits_x, y) + w * unsup, {"mask_rate": mask.mean().item(), "weight": w}

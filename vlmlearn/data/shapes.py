@@ -247,14 +247,13 @@ class ShapesWorld:
             redo = ~accept(attrs)
             if not redo.any():
                 break
+            if attempt == 199:  # pragma: no cover - needs a world where almost nothing is accepted
+                raise ValueError(f"could not draw {view} samples that pass its constraint")
             key = key.copy()
             key[redo] = _splitmix(key[redo] ^ np.uint64(0xD1CE + attempt))
             fresh = self._attributes(key[redo], self._n_objects(key[redo], two_object_prob), heldout)
             for k in attrs:
                 attrs[k][redo] = fresh[k]
-        else:
-            if accept is not None:  # pragma: no cover - needs a world where almost nothing is accepted
-                raise ValueError(f"could not draw {view} samples that pass its constraint")
         template = _pick(_uniform(key, 8), len(ONE_OBJECT_TEMPLATES))
         images = self.render(key, attrs) if with_images else None
         return Batch(index=index, attributes=attrs, images=images, template=template, heldout=self.heldout_mask), key
