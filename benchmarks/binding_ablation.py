@@ -20,14 +20,14 @@ import torch
 from vlmlearn.contrastive import DualEncoder, binding_accuracy, clip_step, retrieval_metrics
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.train import minibatches, set_seed, train
+from vlmlearn.train import minibatches, param_groups, set_seed, train
 
 
 def run(world, pairs, ids, negatives, tok, *, std, causal, hard, steps, seed):
     set_seed(seed)
     model = DualEncoder(SmallCNN(), TextTransformer(vocab_size=tok.vocab_size, context_length=tok.context_length,
                                                     token_init_std=std, causal=causal))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
     tensors = (pairs.images, ids, negatives) if hard else (pairs.images, ids)
     t0 = time.perf_counter()

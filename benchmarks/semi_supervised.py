@@ -17,27 +17,29 @@ import torch
 from vlmlearn.data import load_digits_split
 from vlmlearn.eval import accuracy
 from vlmlearn.models import SmallCNN
-from vlmlearn.semi import ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step, semi_batches, supervised_step
-from vlmlearn.train import set_seed, train
+from vlmlearn.semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
+                           semi_batches, supervised_step)
+from vlmlearn.train import param_groups, set_seed, train
 
 METHODS = ("supervised", "Π-model", "Mean Teacher", "FixMatch")
 STEPS, MU = 1000, 7  # notebook 08's budget: every method the same steps and the same labeled and unlabeled batches
+RAMP_UP = 300       # notebook 08's consistency ramp-up (Π-model, Mean Teacher)
 
 
 def run(method: str, labels: int, seed: int) -> float:
     split = load_digits_split(labels, seed=seed, image_size=16)
     set_seed(seed)
     model = SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
-    step, callbacks, evaluate = supervised_step, [], model
+    step, callbacks, evaluate, ramp = supervised_step, [], model, Ramp.sigmoid(10.0, end=RAMP_UP)
     if method == "Π-model":
-        step = functools.partial(pi_model_step, weight=10.0)
+        step, callbacks = functools.partial(pi_model_step, weight=ramp), [ramp.callback]
     elif method == "Mean Teacher":
-        teacher = ema_teacher(model, decay=0.99)
-        step = functools.partial(mean_teacher_step, teacher=teacher, weight=10.0)
-        callbacks, evaluate = [lambda state: teacher.update_parameters(state.model)], teacher.module
+        teacher = ema_teacher(model, decay=mean_teacher_decay(RAMP_UP))
+        step = functools.partial(mean_teacher_step, teacher=teacher, weight=ramp)
+        callbacks, evaluate = [ramp.callback, lambda state: teacher.update_parameters(state.model)], teacher.module
     elif method == "FixMatch":
         step = functools.partial(fixmatch_step, threshold=0.95)
-    train(model, torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4), step,
+    train(model, torch.optim.AdamW(param_groups(model, weight_decay=5e-4), lr=2e-3), step,
           semi_batches(split.labeled.images, split.labeled.labels, split.unlabeled, batch_size=32, mu=MU, seed=seed),
           steps=STEPS, callbacks=callbacks, progress=False)
     evaluate.eval()

@@ -14,22 +14,40 @@ from vlmlearn.results import (load_benchmark, load_results, ordering, record_res
 from vlmlearn.train import History  # noqa: E402
 
 
-def test_plots_return_figures(world):
+def test_plots_draw_what_they_are_given(world):
     b = world.noisy_pairs(6, noise_rate=0.5)
-    fig, axes = viz.show_images(b.images, b.captions, ncols=3, colors=["red" if n else "black" for n in b.is_noisy])
-    assert axes.shape == (2, 3) and "circle" in " ".join(a.get_title() for a in axes.flat) + " circle"
+    colors = ["red" if n else "black" for n in b.is_noisy]
+    fig, axes = viz.show_images(b.images, b.captions, ncols=4, colors=colors, wrap=1000)
+    assert axes.shape == (2, 4)
+    shown = [a for a in axes.flat if a.images]
+    assert [a.get_title() for a in shown] == list(b.captions)  # each caption under its own image
+    assert [a.title.get_color() for a in shown] == colors
+    assert np.allclose(shown[2].images[0].get_array(), b.images[2].permute(1, 2, 0).numpy())
     h = History()
     for s in range(5):
         h.log(h.train, s + 1, {"loss": 1.0 / (s + 1), "acc": s / 5})
     h.log(h.eval, 5, {"acc": 0.7})
     fig, axes = h.plot()
-    assert len(axes.flat) == 2
-    assert viz.plot_similarity(torch.rand(3, 4), ["a", "b", "c"], list("wxyz"))[0] is not None
-    assert viz.plot_confusion(torch.eye(3) * 5, ["x", "y", "z"])[0] is not None
-    assert viz.plot_embeddings(torch.randn(20, 5), np.arange(20) % 3, ["p", "q", "r"])[0] is not None
-    assert viz.plot_bars({"a": 0.5, "b": 0.9}, baseline=0.2)[0] is not None
+    assert [a.get_title() for a in axes.flat] == ["loss", "acc"]
+    assert list(axes[0, 0].lines[0].get_ydata()) == pytest.approx([1.0, 0.5, 1 / 3, 0.25, 0.2])
+    assert list(axes[0, 1].lines[1].get_ydata()) == [0.7]  # the eval point
+    sim = torch.rand(3, 4)
+    fig, ax = viz.plot_similarity(sim, ["a", "b", "c"], list("wxyz"))
+    assert np.allclose(ax.images[0].get_array(), sim.numpy()) and len(fig.axes) == 2  # heatmap + colour bar
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    fig, ax = viz.plot_confusion(torch.tensor([[3.0, 1.0], [0.0, 2.0]]), ["x", "y"])
+    assert np.allclose(ax.images[0].get_array(), [[0.75, 0.25], [0.0, 1.0]])  # rows normalised
+    assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
+    fig, ax = viz.plot_embeddings(torch.randn(20, 5), np.arange(20) % 3, ["p", "q", "r"])
+    assert [c.get_offsets().shape[0] for c in ax.collections] == [7, 7, 6]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["p", "q", "r"]
+    fig, ax = viz.plot_bars({"a": 0.5, "b": 0.9}, baseline=0.2)
+    assert [r.get_height() for r in ax.patches] == pytest.approx([0.5, 0.9])
+    assert list(ax.lines[0].get_ydata()) == [0.2, 0.2]
     with pytest.raises(ValueError, match="captions"):
         viz.show_images(b.images, ["only one"])
+    with pytest.raises(ValueError, match="no images"):
+        viz.show_images(b.images[:0])
 
 
 def test_record_results_contract(tmp_path, monkeypatch):

@@ -64,3 +64,15 @@ def test_notebook_chooses_its_device_one_way_and_prints_it(path):
     code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     assert "device = vlmlearn.device()" in code and 'print(f"device: {device}")' in code
     assert "get_device" not in code, "choose the device with vlmlearn.device() ($VLMLEARN_DEVICE overrides it)"
+
+
+OPTIMIZER = re.compile(r"torch\.optim\.(?!lr_scheduler|swa_utils)\w+\((?P<arg>[^)]*)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_optimizer_gets_its_parameter_groups_from_the_one_helper(path):
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    for match in OPTIMIZER.finditer(code):
+        assert "param_groups(" in match.group("arg") or match.group("arg").strip() == "groups", (
+            f"{path.stem}: {match.group(0)!r}: build the groups with vlmlearn.train.param_groups (no weight decay "
+            f"on the temperature, biases, norms or embeddings)")

@@ -1,10 +1,13 @@
 import functools
+import math
 
 import pytest
 import torch
 
-from vlmlearn.semi import (confident_mask, cutout, ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step,
-                           random_affine, random_shift, semi_batches, strong_augment, supervised_step, weak_augment)
+from vlmlearn import semi
+from vlmlearn.semi import (Ramp, confident_mask, cutout, ema_teacher, fixmatch_step, mean_teacher_decay,
+                           mean_teacher_step, pi_model_step, random_affine, random_shift, semi_batches, strong_augment,
+                           supervised_step, weak_augment)
 
 
 def test_random_shift_matches_torchvision_affine_per_image():
@@ -64,6 +67,73 @@ def test_ema_update_is_exact():
     assert torch.allclose(teacher.module.weight, 0.9 * before + 0.1 * student.weight)
 
 
+def test_mean_teacher_decay_schedule_and_ema_follow_it():
+    decay = mean_teacher_decay(100, during=0.99, after=0.999)
+    assert [decay(n) for n in (1, 3, 99, 150, 2000)] == pytest.approx([0.5, 0.75, 0.99, 1 - 1 / 151, 0.999])
+    torch.manual_seed(0)
+    student = torch.nn.Linear(3, 2)
+    teacher = ema_teacher(student, decay=lambda n: [None, 0.5, 0.8][n])
+    expected = None
+    for n in range(3):
+        with torch.no_grad():
+            student.weight.add_(torch.randn(2, 3))
+        teacher.update_parameters(student)
+        w = student.weight.detach()
+        expected = w.clone() if n == 0 else [None, 0.5, 0.8][n] * expected + (1 - [None, 0.5, 0.8][n]) * w
+    assert torch.allclose(teacher.module.weight, expected)
+    with pytest.raises(ValueError, match="decays"):
+        mean_teacher_decay(10, after=1.5)
+
+
+def test_sigmoid_ramp_as_in_the_papers():
+    ramp = Ramp.sigmoid(10.0, end=100)
+    values = []
+    for t in (0, 50, 100, 400):
+        ramp.callback(type("State", (), {"step": t})())
+        values.append(float(ramp))
+    assert values == pytest.approx([10 * math.exp(-5), 10 * math.exp(-1.25), 10, 10])
+    with pytest.raises(ValueError, match="positive"):
+        Ramp.sigmoid(1.0, end=0)
+
+
+def test_fixmatch_labels_with_the_weak_view_and_learns_on_the_strong(monkeypatch):
+    import torch.nn.functional as F
+
+    monkeypatch.setattr(semi, "weak_augment", lambda x: x)  # views a bug cannot confuse
+    monkeypatch.setattr(semi, "strong_augment", lambda x: -x)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3, bias=False))
+    x, y, u = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.randn(32, 1, 4, 4) * 3
+    loss, metrics = fixmatch_step(model, (x, y, u), threshold=0.7, weight=2.0)
+    probs = model(u).softmax(-1)
+    mask = (probs.max(-1).values >= 0.7).float()
+    unsup = (F.cross_entropy(model(-u), probs.argmax(-1), reduction="none") * mask).mean()
+    assert 0 < mask.mean() < 1 and metrics["mask_rate"] == mask.mean().item()
+    assert loss.item() == pytest.approx((F.cross_entropy(model(x), y) + 2.0 * unsup).item(), rel=1e-5)
+    wrong = (F.cross_entropy(model(u), model(-u).argmax(-1), reduction="none") * mask).mean()  # views swapped
+    assert abs(wrong - unsup) > 1e-3
+
+
+def test_pi_model_and_mean_teacher_losses_and_ramped_weights(monkeypatch):
+    import torch.nn.functional as F
+
+    monkeypatch.setattr(semi, "weak_augment", lambda x: x * 1.5)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y, u = torch.randn(4, 1, 4, 4), torch.tensor([0, 1, 2, 0]), torch.randn(8, 1, 4, 4)
+    sup = F.cross_entropy(model(x * 1.5), y)
+    loss, metrics = mean_teacher_step(model, (x, y, u), teacher=teacher, weight=Ramp(lambda t: 4.0))
+    target = F.mse_loss(model(u * 1.5).softmax(-1), teacher(u * 1.5).softmax(-1))  # the student learns, not the teacher
+    assert loss.item() == pytest.approx((sup + 4.0 * target).item(), rel=1e-5) and metrics["weight"] == 4.0
+    assert metrics["consistency"] == pytest.approx(target.item(), rel=1e-5) and target > 0
+    loss, metrics = pi_model_step(model, (x, y, u), weight=3.0)
+    assert loss.item() == pytest.approx(sup.item(), rel=1e-5) and metrics["consistency"] == 0.0  # same view twice
+    monkeypatch.setattr(semi, "weak_augment", lambda x: x + 0.5 * torch.randn_like(x))
+    _, metrics = pi_model_step(model, (x, y, u), weight=3.0)
+    assert metrics["consistency"] > 0  # two different views
+
+
 def _model():
     torch.manual_seed(0)
     from vlmlearn.models import SmallCNN
@@ -99,24 +169,26 @@ def test_semi_batches_shapes_determinism_and_errors():
         semi_batches(s.labeled.images, s.labeled.labels[:3], s.unlabeled)
 
 
-def test_fixmatch_learns_from_unlabeled_digits():
+def test_fixmatch_learns_and_accepts_only_confident_correct_pseudo_labels():
     from vlmlearn.data import load_digits_split
     from vlmlearn.eval import accuracy
+    from vlmlearn.semi import predict_probs
     from vlmlearn.train import set_seed, train
 
     s = load_digits_split(5, seed=0, image_size=16)
-
-    def fit(step, steps):
-        set_seed(0)
-        model = _model()
-        train(model, torch.optim.AdamW(model.parameters(), lr=3e-3), step,
-              semi_batches(s.labeled.images, s.labeled.labels, s.unlabeled, batch_size=32, mu=3), steps=steps,
-              progress=False)
-        with torch.no_grad():
-            return accuracy(model(s.test.images), s.test.labels)
-
-    sup, fix = fit(supervised_step, 80), fit(fixmatch_step, 80)
-    assert sup > 0.5 and fix > 0.5  # both learn; the notebook measures the gap with real budgets
+    set_seed(0)
+    model = _model()
+    history = train(model, torch.optim.AdamW(model.parameters(), lr=3e-3), fixmatch_step,
+                    semi_batches(s.labeled.images, s.labeled.labels, s.unlabeled, batch_size=32, mu=3), steps=120,
+                    progress=False)
+    with torch.no_grad():
+        assert accuracy(model(s.test.images), s.test.labels) > 0.7  # chance is 0.1
+    rate = history.train["mask_rate"]
+    assert sum(rate[:10]) == 0 and sum(rate[-20:]) > 0  # an untrained model is never 0.95 sure; a trained one is
+    probs = predict_probs(model, s.unlabeled)
+    keep = confident_mask(probs, 0.95)
+    correct = probs.argmax(-1)[keep] == s.reveal_unlabeled_labels()[keep]  # measurement only
+    assert keep.float().mean() > 0.05 and correct.float().mean() > 0.9
 
 
 def test_semi_exercise_checks_pass_references_and_catch_mistakes(capsys):

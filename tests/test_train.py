@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from vlmlearn.train import (History, evaluate, load_checkpoint, load_weights, minibatches, save_checkpoint,
-                            save_weights, set_seed, train)
+from vlmlearn.train import (History, clamp_logit_scales_, evaluate, load_checkpoint, load_weights, minibatches,
+                            param_groups, save_checkpoint, save_weights, set_seed, set_train_mode, train)
 
 
 def _problem(seed=0):
@@ -112,6 +114,74 @@ def test_evaluate_restores_train_mode():
     model = _model().train()
     assert evaluate(model, lambda m: {"training": float(m.training)}) == {"training": 0.0}
     assert model.training
+
+
+def test_weight_decay_only_on_weight_matrices():
+    from vlmlearn.contrastive import DualEncoder
+    from vlmlearn.models import SmallCNN, TextTransformer
+
+    model = DualEncoder(SmallCNN(image_size=16, widths=(8, 16), embed_dim=16),
+                        TextTransformer(vocab_size=20, context_length=8, width=16, layers=1, heads=2, embed_dim=16),
+                        logit_bias=-10.0)
+    model.text_encoder.blocks.requires_grad_(False)  # frozen parameters belong to no group
+    decay, no_decay = param_groups(model, 0.1, lr=1e-3)
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0 and decay["lr"] == no_decay["lr"] == 1e-3
+    name = {id(p): n for n, p in model.named_parameters()}
+    decayed, kept = {name[id(p)] for p in decay["params"]}, {name[id(p)] for p in no_decay["params"]}
+    assert {"logit_scale", "logit_bias", "text_encoder.token_embed.weight", "text_encoder.pos_embed"} <= kept
+    assert not any(n.endswith("bias") for n in decayed)
+    assert not any(".norm" in n or ".bn" in n for n in decayed), decayed  # norm layers: their weights are 1-d
+    conv_and_linear = {n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    assert decayed == {f"{n}.weight" for n in conv_and_linear if not n.startswith("text_encoder.blocks")}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert decayed | kept == trainable and not decayed & kept
+    opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)  # AdamW takes the groups as they are
+    assert len(opt.param_groups) == 2
+    head = list(model.image_encoder.proj.parameters())
+    groups = param_groups(model, 0.1, params=head, lr=5.0)
+    assert [[name[id(p)] for p in g["params"]] for g in groups] == [["image_encoder.proj.weight"], ["image_encoder.proj.bias"]]
+    with pytest.raises(ValueError, match="1 of the given params are not parameters of the DualEncoder"):
+        param_groups(model, 0.1, params=[nn.Parameter(torch.ones(2))])
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        param_groups(model.text_encoder.blocks, 0.1)
+
+
+def test_logit_scale_is_clamped_in_place_after_each_step_and_keeps_its_gradient():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear, self.logit_scale, self.max_logit_scale = nn.Linear(8, 2), nn.Parameter(torch.tensor(4.0)), 50.0
+
+        def forward(self, x):
+            return self.logit_scale.exp() * self.linear(x)
+
+    model = Scaled()
+    loss = model(torch.ones(1, 8)).sum()
+    loss.backward()
+    assert model.logit_scale.grad.abs() > 0  # exp(4) = 55 is above the cap: still a gradient
+    x, y = _problem()
+    sharpen = lambda m, b: (-m.logit_scale + 0 * m(b[0]).sum(), {})  # pushes the scale up
+    train(model, torch.optim.SGD(model.parameters(), lr=1.0), sharpen, minibatches(x, y, batch_size=32), steps=3,
+          progress=False)
+    assert model.logit_scale.item() == pytest.approx(math.log(50.0))  # the module's own cap
+    model.logit_scale.data.fill_(-1.0)
+    clamp_logit_scales_(model)
+    assert model.logit_scale.item() == 0.0  # never a temperature above 1
+
+
+def test_frozen_submodules_stay_in_eval_mode():
+    set_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    model[:2].requires_grad_(False)  # a frozen encoder with BatchNorm, a trainable head
+    before = model[1].running_mean.clone()
+    x, y = torch.randn(64, 1, 8, 8) + 3.0, torch.randint(0, 2, (64,))
+    train(model, torch.optim.SGD(model[3].parameters(), lr=0.1), step, minibatches(x, y, batch_size=16), steps=5,
+          eval_fn=lambda m: {}, eval_every=2, progress=False)
+    assert torch.equal(model[1].running_mean, before)  # the frozen statistics did not move
+    set_train_mode(model)
+    assert model.training and model[3].training and not model[0].training and not model[1].training
+    model.requires_grad_(True)
+    assert all(m.training for m in set_train_mode(model).modules())
 
 
 def test_mixed_precision_follows_what_the_device_supports(monkeypatch):

@@ -4,8 +4,8 @@
     img, txt, scale = model(images, token_ids)     # (B, D), (B, D) unit norm; scale = 1/temperature
     loss = clip_loss(img, txt, scale)
 
-The temperature is learned as log(1/T), starts at T = 0.07 and the scale is clamped at 100, as in
-CLIP (Radford et al. 2021).
+The temperature is learned as log(1/T), starts at T = 0.07 and the scale is capped at 100, as in
+CLIP (Radford et al. 2021): `train` clamps it in place after each optimizer step, as open_clip does.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class DualEncoder(nn.Module):
         image_encoder: (B, 3, S, S) -> (B, D).
         text_encoder: (B, L) token ids -> (B, D), same D.
         init_temperature: CLIP's 0.07.
-        max_logit_scale: the clamp on 1/temperature (100 in CLIP) that keeps training stable.
+        max_logit_scale: the cap on 1/temperature (100 in CLIP) that keeps training stable; `train`
+            clamps `logit_scale` in place after each optimizer step (`clamp_logit_scales_`).
         logit_bias: None for the softmax (CLIP) loss; a starting value such as -10 adds SigLIP's bias.
     """
 
@@ -47,7 +48,7 @@ class DualEncoder(nn.Module):
         return F.normalize(self.text_encoder(ids), dim=-1)
 
     def scale(self) -> torch.Tensor:
-        return self.logit_scale.exp().clamp(max=self.max_logit_scale)
+        return self.logit_scale.exp()
 
     def forward(self, images: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if len(images) != len(ids):

@@ -117,33 +117,69 @@ def semi_batches(labeled_x: torch.Tensor, labeled_y: torch.Tensor, unlabeled_x: 
 
 
 # ------------------------------------------------------------------------------ step functions
+class Ramp:
+    """A loss weight that follows the training step, for step functions that take `weight=`.
+
+    Pass the Ramp itself as the weight and `ramp.callback` to `train(callbacks=[...])`: the step
+    function reads `float(weight)`, which is `fn(t)` at step t (0, 1, 2, ...).
+
+        ramp = Ramp.linear(3.0, start=100, end=400)   # Lee (2013): 0 until 100, 3 from 400 on
+        ramp = Ramp.sigmoid(10.0, end=300)            # Π-model, Mean Teacher: exp(-5 (1 - t/300)^2) * 10
+    """
+
+    def __init__(self, fn: Callable[[int], float]):
+        self.fn, self.step = fn, 0
+
+    @classmethod
+    def sigmoid(cls, final: float, *, end: int) -> "Ramp":
+        """The Π-model's and Mean Teacher's ramp-up (Laine & Aila 2017, Tarvainen & Valpola 2017):
+        final * exp(-5 (1 - t / end)^2) until step `end`, then `final`."""
+        if end <= 0:
+            raise ValueError(f"end must be positive, got {end}")
+        return cls(lambda t: final * math.exp(-5.0 * (1.0 - min(t / end, 1.0)) ** 2))
+
+    @classmethod
+    def linear(cls, final: float, *, start: int, end: int) -> "Ramp":
+        if not 0 <= start < end:
+            raise ValueError(f"expected 0 <= start < end, got start={start}, end={end}")
+        return cls(lambda t: final * min(max((t - start) / (end - start), 0.0), 1.0))
+
+    def __float__(self) -> float:
+        return float(self.fn(self.step))
+
+    def callback(self, state) -> None:  # after optimizer step t, the next step is t + 1 = state.step
+        self.step = state.step
+
+
 def supervised_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy on weakly augmented labeled images; the unlabeled part is ignored."""
     x, y = batch[0], batch[1]
     return F.cross_entropy(model(weak_augment(x)), y), {}
 
 
-def pi_model_step(model: nn.Module, batch: tuple, *, weight: float = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
+def pi_model_step(model: nn.Module, batch: tuple, *, weight: float | Ramp = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Π-model (Laine & Aila 2017): two stochastic (weakly augmented) views of each unlabeled image
     must get the same prediction; the penalty is the mean squared difference of the softmax
-    outputs. Mild views, as in the paper: with strong views the penalty fights the labels."""
+    outputs. Mild views, as in the paper: with strong views the penalty fights the labels.
+    The paper ramps `weight` up from 0 (`Ramp.sigmoid`): early predictions are noise."""
     x, y, u = batch
     logits = model(torch.cat([weak_augment(x), weak_augment(u), weak_augment(u)]))
     logits_x, p1, p2 = logits[: len(x)], *logits[len(x):].softmax(-1).chunk(2)
-    consistency = F.mse_loss(p1, p2)
-    return F.cross_entropy(logits_x, y) + weight * consistency, {"consistency": consistency.item()}
+    consistency, w = F.mse_loss(p1, p2), float(weight)
+    return F.cross_entropy(logits_x, y) + w * consistency, {"consistency": consistency.item(), "weight": w}
 
 
-def mean_teacher_step(model: nn.Module, batch: tuple, *, teacher: nn.Module, weight: float = 10.0):
+def mean_teacher_step(model: nn.Module, batch: tuple, *, teacher: nn.Module, weight: float | Ramp = 10.0):
     """Mean Teacher (Tarvainen & Valpola 2017): the student's prediction on one view must match
     the prediction of an exponential moving average of the student (the teacher) on another.
-    Update the teacher after each optimizer step with `teacher.update_parameters(model)`."""
+    Update the teacher after each optimizer step with `teacher.update_parameters(model)`; the
+    paper ramps `weight` up (`Ramp.sigmoid`) and schedules the decay (`mean_teacher_decay`)."""
     x, y, u = batch
     logits = model(torch.cat([weak_augment(x), weak_augment(u)]))
     with torch.no_grad():
         target = teacher(weak_augment(u)).softmax(-1)
-    consistency = F.mse_loss(logits[len(x):].softmax(-1), target)
-    return F.cross_entropy(logits[: len(x)], y) + weight * consistency, {"consistency": consistency.item()}
+    consistency, w = F.mse_loss(logits[len(x):].softmax(-1), target), float(weight)
+    return F.cross_entropy(logits[: len(x)], y) + w * consistency, {"consistency": consistency.item(), "weight": w}
 
 
 def confident_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -159,7 +195,8 @@ def confident_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0):
     """FixMatch (Sohn et al. 2020): the weak view of an unlabeled image gives a hard pseudo-label
-    when the model is confident (>= threshold); the strong view is trained to predict it.
+    when the model is confident (>= threshold); the strong view is trained to predict it. No
+    ramp-up, as in the paper: the threshold already keeps early, unconfident guesses out.
 
     Metrics: mask_rate (fraction of unlabeled images above the threshold).
     """
@@ -173,41 +210,36 @@ def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, we
     return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask.mean().item()}
 
 
-def ema_teacher(model: nn.Module, decay: float = 0.99) -> nn.Module:
+def ema_teacher(model: nn.Module, decay: float | Callable[[int], float] = 0.99) -> nn.Module:
     """An exponential moving average copy of `model` (torch.optim.swa_utils.AveragedModel):
     after each step, teacher = decay * teacher + (1 - decay) * student. Buffers (BatchNorm
-    statistics) are averaged too. As in AveragedModel, the first update copies the student."""
+    statistics) are averaged too. As in AveragedModel, the first update copies the student.
+
+    `decay` is a number or a schedule: a function of how many updates came before (1, 2, ...),
+    such as `mean_teacher_decay(...)`.
+    """
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if not callable(decay):
+        return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+    def update(teacher_params, student_params, n_averaged):
+        get_ema_multi_avg_fn(float(decay(int(n_averaged))))(teacher_params, student_params, n_averaged)
+
+    return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
+
+
+def mean_teacher_decay(ramp_up: int, *, during: float = 0.99, after: float = 0.999) -> Callable[[int], float]:
+    """Mean Teacher's EMA decay schedule (Tarvainen & Valpola 2017): `during` while the consistency
+    weight ramps up (the first `ramp_up` updates), `after` from then on; and, as in the authors'
+    code, never more than 1 - 1/(n + 1), so the first updates take the true average of the
+    students seen so far instead of clinging to the random first copy."""
+    if ramp_up < 0 or not 0.0 <= during <= 1.0 or not 0.0 <= after <= 1.0:
+        raise ValueError(f"expected ramp_up >= 0 and decays in [0, 1], got {ramp_up}, {during}, {after}")
+    return lambda n: min(1.0 - 1.0 / (n + 1), during if n < ramp_up else after)
 
 
 # ------------------------------------------------------------------------------ pseudo-labeling
-class Ramp:
-    """A loss weight that follows the training step, for step functions that take `weight=`.
-
-    Pass the Ramp itself as the weight and `ramp.callback` to `train(callbacks=[...])`: the step
-    function reads `float(weight)`, which is `fn(t)` at step t (0, 1, 2, ...).
-
-        ramp = Ramp.linear(3.0, start=100, end=400)   # Lee (2013): 0 until 100, 3 from 400 on
-    """
-
-    def __init__(self, fn: Callable[[int], float]):
-        self.fn, self.step = fn, 0
-
-    @classmethod
-    def linear(cls, final: float, *, start: int, end: int) -> "Ramp":
-        if not 0 <= start < end:
-            raise ValueError(f"expected 0 <= start < end, got start={start}, end={end}")
-        return cls(lambda t: final * min(max((t - start) / (end - start), 0.0), 1.0))
-
-    def __float__(self) -> float:
-        return float(self.fn(self.step))
-
-    def callback(self, state) -> None:  # after optimizer step t, the next step is t + 1 = state.step
-        self.step = state.step
-
-
 def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float | None = None, weight: float | Ramp = 1.0):
     """Online pseudo-labeling (Lee 2013): at every update, each unlabeled image in the batch gets the
     class the model currently predicts as its label (the argmax: Lee uses no confidence

@@ -14,8 +14,10 @@ time budget, checkpoints you can resume from, and a `History` that plots directl
 """
 from __future__ import annotations
 
+import math
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +57,69 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+_NO_DECAY_MODULES = (nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+                     nn.modules.batchnorm._NormBase)
+_NO_DECAY_NAMES = re.compile(r"embed|token|pos|logit_scale|logit_bias")
+
+
+def param_groups(model: nn.Module, weight_decay: float, *, params: Iterable[nn.Parameter] | None = None,
+                 **options) -> list[dict]:
+    """Optimizer parameter groups with weight decay on weight matrices only, none on the rest.
+
+    As in open_clip and timm, decay never applies to 1-d parameters (biases, norm scales, CLIP's
+    `logit_scale`, SigLIP's `logit_bias`), to norm layers, to embeddings (`nn.Embedding`) or to
+    positional embeddings and learned tokens stored as bare parameters (names with "embed", "token"
+    or "pos"): decaying a temperature pulls it towards T = 1, and decaying an embedding shrinks
+    the rare words. Frozen parameters are left out; `params` keeps only the given parameters of
+    `model` (for a second learning rate); `options` (lr, betas, ...) go into every group.
+
+        opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)
+        opt = torch.optim.AdamW(param_groups(model, 0.01, params=head, lr=2e-3)
+                                + param_groups(model, 0.01, params=encoder, lr=2e-4))
+    """
+    wanted = None if params is None else {id(p) for p in params}
+    decay, no_decay, seen = [], [], set()
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            if not p.requires_grad or id(p) in seen or (wanted is not None and id(p) not in wanted):
+                continue
+            seen.add(id(p))
+            skip = p.ndim < 2 or isinstance(module, _NO_DECAY_MODULES) or _NO_DECAY_NAMES.search(name)
+            (no_decay if skip else decay).append(p)
+    if wanted is not None and len(wanted - {id(p) for p in model.parameters()}):
+        raise ValueError(f"{len(wanted - {id(p) for p in model.parameters()})} of the given params are not "
+                         f"parameters of the {type(model).__name__}")
+    if not seen:
+        raise ValueError(f"no trainable parameters to optimize in the {type(model).__name__}")
+    groups = [{"params": decay, "weight_decay": weight_decay, **options},
+              {"params": no_decay, "weight_decay": 0.0, **options}]
+    return [g for g in groups if g["params"]]
+
+
+@torch.no_grad()
+def clamp_logit_scales_(model: nn.Module, max_scale: float = 100.0) -> None:
+    """Clamp every `logit_scale` parameter (a log inverse temperature) in place to [0, log max_scale],
+    after the optimizer step, as open_clip's training loop does. A module's own `max_logit_scale`
+    overrides `max_scale`. Clamping here, not in `forward`, keeps the gradient of the scale alive:
+    `exp(s).clamp(max=100)` has zero gradient once it is reached, and AdamW's momentum would carry
+    `s` on past the cap with nothing to pull it back."""
+    for module in model.modules():
+        s = module._parameters.get("logit_scale")
+        if s is not None:
+            s.clamp_(0.0, math.log(getattr(module, "max_logit_scale", max_scale)))
+
+
+def set_train_mode(model: nn.Module) -> nn.Module:
+    """`model.train()`, except that every submodule whose parameters are all frozen stays in eval
+    mode: a frozen encoder's BatchNorm statistics do not move and its dropout stays off."""
+    model.train()
+    for module in model.modules():
+        params = list(module.parameters())
+        if params and not any(p.requires_grad for p in params):
+            module.eval()
+    return model
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -144,6 +209,9 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         eval_fn: model -> dict of metrics, run in eval mode under no_grad every `eval_every` steps
             and after the last step.
         callbacks: functions of a TrainState, called after every step; one may set state.stop.
+
+    After every optimizer step, `logit_scale` parameters are clamped (`clamp_logit_scales_`).
+    Submodules whose parameters are all frozen stay in eval mode (`set_train_mode`).
         amp: mixed precision as `autocast_dtype` picks it for the model's device (bf16, or fp16
             with a GradScaler, on CUDA; nothing on CPU and MPS).
         checkpoint: a file path. If it exists, training resumes from it; it is written every
@@ -162,7 +230,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     bar = _progress(range(start, steps), progress, desc)
     t0, state = time.perf_counter() - history.seconds, None
     history.stopped_by = "steps"
-    model.train()
+    set_train_mode(model)
     for step in bar:
         batch = to_device(get_batch(step), device)
         if dtype is None:
@@ -186,6 +254,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         else:
             scaler.step(optimizer)  # skips the step when the gradients overflowed
             scaler.update()
+        clamp_logit_scales_(model)
         if scheduler is not None:
             scheduler.step()
         metrics = {"loss": loss.item(), **{k: float(v) for k, v in metrics.items()}}
@@ -215,12 +284,13 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
 
 @torch.no_grad()
 def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
-    """Run eval_fn in eval mode without gradients, then put the model back in train mode."""
+    """Run eval_fn in eval mode without gradients, then put the model back in train mode
+    (frozen submodules stay in eval mode)."""
     model.eval()
     try:
         return {k: float(v) for k, v in eval_fn(model).items()}
     finally:
-        model.train()
+        set_train_mode(model)
 
 
 def _cycle(data: Iterable, skip: int):
