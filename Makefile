@@ -1,12 +1,13 @@
 # make test    unit tests, then every notebook under nbval (installs into .venv when missing)
 # make course  runs every notebook headless and prints the results table
 # make lab     JupyterLab on the course
+# make test-oldest  the unit tests and notebook 08 on Python 3.10 with the lowest versions pyproject.toml allows
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: install test unit notebooks course table lab bench clean
+.PHONY: install test unit notebooks course table lab bench clean test-oldest
 
 install: $(VENV)/.installed
 
@@ -30,6 +31,20 @@ course: install
 table: install
 	$(PY) -m vlmlearn.course --table
 
+# The declared floors are the tested ones: Python 3.10 and every direct dependency at its lowest allowed version
+# (uv's lowest-direct resolution), in a separate environment. OLDEST_PYTHON is a Python 3.10 interpreter.
+OLDEST_VENV   ?= .venv-oldest
+OLDEST_PYTHON ?= $(shell pyenv prefix 3.10 2>/dev/null || echo /usr)/bin/python3.10
+UV            := $(VENV)/bin/uv
+
+test-oldest: install
+	test -x $(UV) || $(PY) -m pip install 'uv>=0.5'
+	$(UV) venv --allow-existing --no-python-downloads --python $(OLDEST_PYTHON) $(OLDEST_VENV)
+	$(UV) pip install --python $(OLDEST_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
+	$(OLDEST_VENV)/bin/python -m pytest tests -q
+	$(OLDEST_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q \
+		notebooks/08_consistency_regularization.ipynb
+
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
@@ -42,4 +57,4 @@ bench: install
 	$(PY) benchmarks/notebook_seeds.py $(BENCH_NOTEBOOKS)
 
 clean:
-	rm -rf build
+	rm -rf build $(OLDEST_VENV)

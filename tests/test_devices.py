@@ -17,8 +17,9 @@ from vlmlearn.data import ANSWERS, ShapesWorld, WordTokenizer, caption_vocabular
 from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
 from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, predict_each_word
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step, predict_probs,
-                           pseudo_label_step, self_training_round, supervised_step)
+from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
+                           predict_probs, pseudo_label_step, self_training_round, supervised_step)
+from vlmlearn.train import clamp_logit_scales_, param_groups, train
 from vlmlearn.widgets import caption_painter, mask_ratio_explorer, masked_word_predictions
 from vlmlearn.vqa import VQAByMatching, VQAModel, answer_candidates, answer_statements, vqa_accuracy, vqa_step
 
@@ -90,7 +91,13 @@ def helpers(device):
     mae = MaskedAutoencoder(image_size=16, patch_size=4, width=16, depth=1, heads=2, decoder_width=16, decoder_depth=1,
                             decoder_heads=2).to(device)
     painter = CaptionToImage(vocab_size=TOK.vocab_size, image_size=16, width=16, layers=1, channels=8).to(device)
+    student = classifier().to(device)
+    teacher = ema_teacher(student, decay=mean_teacher_decay(2))
     return [
+        ("train", lambda: train(model, torch.optim.AdamW(param_groups(model, 0.1)), clip_step,
+                                lambda step: (PAIRS.images, TOK(PAIRS.captions)), steps=1, progress=False)),
+        ("clamp_logit_scales_", lambda: clamp_logit_scales_(model)),
+        ("ema_teacher, scheduled", lambda: [teacher.update_parameters(student) for _ in range(3)]),
         ("image_text_similarity", lambda: image_text_similarity(model, TOK, PAIRS.images, PAIRS.captions)),
         ("retrieval_metrics", lambda: retrieval_metrics(model, TOK, PAIRS)),
         ("binding_accuracy", lambda: binding_accuracy(model, TOK, binding, swap="size")),

@@ -1,8 +1,12 @@
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli, the same parser, which pytest itself needs there
+    import tomli as tomllib
 
 import yaml
 

@@ -191,16 +191,29 @@ def mae_step(model: MaskedAutoencoder, batch: tuple) -> tuple[torch.Tensor, dict
     return model(batch[0]).loss, {}
 
 
+_V4_TO_V5 = [("vit.encoder.layer.", "vit.layers."), ("attention.attention.query", "attention.q_proj"),
+             ("attention.attention.key", "attention.k_proj"), ("attention.attention.value", "attention.v_proj"),
+             ("attention.output.dense", "attention.o_proj"), ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2")]
+
+
+def _v5_name(key: str) -> str:
+    """A transformers 4.x ViTMAE parameter name in its 5.x spelling (5.x names pass unchanged)."""
+    for old, new in _V4_TO_V5:
+        key = key.replace(old, new)
+    return key
+
+
 def copy_vitmae_weights(model: MaskedAutoencoder, hf_model) -> MaskedAutoencoder:
     """Copy the weights of a transformers `ViTMAEForPreTraining` into `model` (same sizes needed).
 
-    Maps the q/k/v projections into PyTorch's packed `in_proj`, and the MLP and norms one to one.
+    Maps the q/k/v projections into PyTorch's packed `in_proj`, and the MLP and norms one to one;
+    transformers 4.x and 5.x name these differently, and both are read.
     Use it to check this implementation against the library, or to start from a pretrained
     checkpoint (`ViTMAEForPreTraining.from_pretrained(path)`). Position embeddings are not copied:
     both sides use the same fixed sin-cos table (a model built from a config needs
     `repair_vitmae_init` first, see notebook 03).
     """
-    src = dict(hf_model.state_dict())
+    src = {_v5_name(k): v for k, v in hf_model.state_dict().items()}
     cfg = hf_model.config
     if (cfg.hidden_size, cfg.image_size, cfg.patch_size) != (model.encoder.width, model.encoder.image_size,
                                                              model.encoder.patch_size):
@@ -309,20 +322,21 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def repair_vitmae_init(hf_model):
-    """Redo the initialisation that transformers 5.x skips in a `ViTMAEForPreTraining` built from a config.
+    """Redo MAE's initialisation in a `ViTMAEForPreTraining` built from a config (not a checkpoint).
 
-    Built from a config (not loaded from a checkpoint), transformers 5.24 marks the patch projection
-    as initialised before `ViTMAEEmbeddings.initialize_weights` runs, which then returns early, and it
-    zeroes the decoder's tables. The model is left with all-zero, frozen position embeddings (it
-    cannot tell patches apart and learns to paint the average background), a patch projection drawn
-    like any layer (std 0.02) instead of MAE's xavier-uniform, and zero CLS and mask tokens.
-    This writes the 2-D sin-cos tables (CLS row zero, as in MAE), the xavier patch projection and
-    normal(0.02) CLS and mask tokens, as in the MAE paper's code. Returns the model.
+    Built from a config, transformers 5.x marks the patch projection as initialised before
+    `ViTMAEEmbeddings.initialize_weights` runs, which then returns early, and it zeroes the
+    decoder's tables: all-zero, frozen position embeddings (the model cannot tell patches apart and
+    learns to paint the average background) and zero CLS and mask tokens. Transformers 4.x fills
+    the tables but then redraws the patch projection like any layer (std 0.02). Either way the
+    patch projection is not MAE's xavier-uniform. This writes the 2-D sin-cos tables (CLS row zero,
+    as in MAE), the xavier patch projection and normal(0.02) CLS and mask tokens, as in the MAE
+    paper's code, on every version. Returns the model.
     """
+    if hf_model.config.name_or_path:
+        raise ValueError(f"this ViTMAE was loaded from {hf_model.config.name_or_path!r}: repair_vitmae_init is for a "
+                         f"model built from a config, and would overwrite the checkpoint's weights")
     emb, dec = hf_model.vit.embeddings, hf_model.decoder
-    if emb.position_embeddings.abs().sum() > 0:
-        raise ValueError("the position embeddings are already filled: repair_vitmae_init is for a model built from a "
-                         "config, and would overwrite a checkpoint's patch projection and CLS token")
     grid = round((emb.position_embeddings.shape[1] - 1) ** 0.5)
     std = hf_model.config.initializer_range
     with torch.no_grad():
