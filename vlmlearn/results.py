@@ -87,6 +87,17 @@ def results_table(records: list[dict]) -> str:
 BENCHMARK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 
 
+def versions() -> dict[str, str]:
+    """Python's version and those of the libraries a result depends on."""
+    found = {"python": platform.python_version()}
+    for package in ("torch", "torchvision", "transformers", "open_clip_torch", "numpy", "scikit-learn"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
 def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]], *, runtime_s: float,
                     folder: str | Path = BENCHMARK_DIR) -> Path:
     """Write {"notebook", "seeds", "metrics": {key: {"per_seed", "mean", "std"}}, "runtime_s", "versions"}
@@ -100,15 +111,8 @@ def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
         metrics[k] = {"per_seed": values, "mean": round(mean, 6), "std": round(std, 6)}
-    versions = {}
-    for package in ("torch", "torchvision", "transformers", "open_clip_torch", "numpy", "scikit-learn"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
     record = {"notebook": notebook, "seeds": list(seeds), "metrics": metrics, "runtime_s": round(runtime_s, 1),
-              "versions": {"python": platform.python_version(), **versions},
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+              "versions": versions(), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
     path = Path(folder) / f"{notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
