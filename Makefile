@@ -7,7 +7,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: install test unit notebooks course table lab bench clean test-oldest
+.PHONY: install test unit notebooks course table lab bench clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -49,8 +49,12 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
 # notebooks whose headline comparison `make bench` re-runs at seeds 0, 1, 2 (benchmarks/results/*.json)
-BENCH_NOTEBOOKS ?= 01_contrastive_alignment 02_noisy_web_pairs 05_generative_unpaired 06_supervised_finetuning \
+BENCH_NOTEBOOKS ?= 01_contrastive_alignment 02_noisy_web_pairs 03_masked_image_modeling 05_generative_unpaired 06_supervised_finetuning \
                    07_pseudo_labeling 08_consistency_regularization
+
+# notebook 03's MAE checkpoint, data/checkpoints/mae_shapes.{safetensors,json} (~11 min on 2 cores)
+pretrain: install
+	$(PY) benchmarks/pretrain_mae.py
 
 bench: install
 	$(PY) benchmarks/bench_data_and_loop.py

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from vlmlearn.masked import (MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights, mask_tokens,
-                             mlm_loss, patchify, random_masking, repair_vitmae_init, unpatchify)
+from vlmlearn.masked import (MAEClassifier, MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights,
+                             layer_decay_groups, load_pretrained_mae, mask_tokens, mlm_loss, patchify, random_masking,
+                             repair_vitmae_init, unpatchify)
 from vlmlearn.models import SmallCNN
 
 
@@ -105,10 +106,23 @@ def test_mae_forward_backward_and_loss_on_masked_patches_only():
     target_only = model.targets(x) * (1 - a.mask[..., None]) * 5 + model.targets(x) * a.mask[..., None]
     per_patch = ((a.pred - target_only) ** 2).mean(-1)
     assert torch.allclose((per_patch * a.mask).sum() / a.mask.sum(), a.loss)
-    masked, recon = model.reconstruct(x, noise=noise)
-    assert masked.shape == recon.shape == x.shape and 0 <= recon.min() and recon.max() <= 1
+    masked, target, pred = model.reconstruct(x, noise=noise)
+    assert masked.shape == target.shape == pred.shape == x.shape and 0 <= pred.min() and pred.max() <= 1
     keep = ~a.mask.bool()
-    assert torch.allclose(patchify(recon, 4)[keep], patchify(x, 4)[keep])  # visible patches pasted back
+    assert torch.allclose(patchify(pred, 4)[keep], patchify(x, 4)[keep])  # visible patches pasted back
+    assert torch.allclose(patchify(pred, 4)[~keep], a.pred[~keep].clamp(0, 1))  # hidden: the model's own pixels
+
+
+def test_reconstructions_borrow_nothing_from_the_hidden_patches():
+    torch.manual_seed(0)
+    model = tiny_mae(norm_pix_loss=True, norm_pix_eps=0.01)
+    x, noise = torch.rand(2, 3, 16, 16), torch.rand(2, 16)
+    _, target, pred = model.reconstruct(x, noise=noise)
+    hidden = model(x, noise=noise).mask.bool()
+    brighter = unpatchify(torch.where(hidden[..., None], patchify(x, 4) * 0.5 + 0.4, patchify(x, 4)), 4)
+    _, target2, pred2 = model.reconstruct(brighter, noise=noise)
+    assert torch.equal(pred, pred2)  # the hidden patches changed; what the model shows did not
+    assert not torch.equal(target, target2)
 
 
 def test_norm_pix_eps_keeps_noisy_flat_patches_flat():
@@ -179,3 +193,85 @@ def test_masked_word_predictions_for_the_explorer(world):
     assert abs(sum(p for _, p in out["text"])) <= 1.0
     with pytest.raises(ValueError, match="position"):
         masked_word_predictions({"text": (text, False)}, tok, None, "a red circle", 3)
+
+
+def test_mae_classifier_and_layer_wise_learning_rates():
+    torch.manual_seed(0)
+    mae = MaskedAutoencoder(image_size=16, patch_size=4, width=32, depth=3, heads=2, decoder_width=16, decoder_depth=1,
+                            decoder_heads=2)
+    model = MAEClassifier(mae.encoder, 5)
+    logits = model(torch.rand(4, 3, 16, 16))
+    assert logits.shape == (4, 5) and logits.abs().max() < 0.01  # the head starts near zero, as in MAE
+    groups = layer_decay_groups(model, 1e-3, layer_decay=0.5)
+    owner = {id(p): n for n, p in model.named_parameters()}
+    seen = [owner[id(p)] for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(owner.values())  # every parameter once
+    lr = {owner[id(p)]: g["lr"] for g in groups for p in g["params"]}
+    assert lr["head.weight"] == lr["encoder.norm.weight"] == 1e-3
+    assert lr["encoder.blocks.layers.2.linear1.weight"] == pytest.approx(1e-3 * 0.5)
+    assert lr["encoder.blocks.layers.0.linear1.weight"] == pytest.approx(1e-3 * 0.5 ** 3)
+    assert lr["encoder.patch_embed.weight"] == lr["encoder.cls_token"] == pytest.approx(1e-3 * 0.5 ** 4)
+    wd = {owner[id(p)]: g["weight_decay"] for g in groups for p in g["params"]}
+    assert wd["head.weight"] == 0.05 and wd["head.bias"] == wd["encoder.cls_token"] == wd["norm.weight"] == 0.0
+
+
+def test_pretrained_mae_loads_from_safetensors_with_its_record(tmp_path):
+    import json
+
+    from vlmlearn.train import save_weights
+
+    config = dict(image_size=16, patch_size=4, width=32, depth=1, heads=2, decoder_width=16, decoder_depth=1,
+                  decoder_heads=2)
+    torch.manual_seed(0)
+    model = MaskedAutoencoder(**config)
+    save_weights(model, tmp_path / "mae.safetensors")
+    with pytest.raises(FileNotFoundError, match="mae.json"):
+        load_pretrained_mae(tmp_path / "mae.safetensors")
+    (tmp_path / "mae.json").write_text(json.dumps({"config": config, "steps": 3}))
+    loaded, record = load_pretrained_mae(tmp_path / "mae.safetensors")
+    assert record["steps"] == 3 and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_the_shipped_mae_checkpoint_is_what_its_script_writes():
+    import importlib.util
+
+    from vlmlearn.masked import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG
+
+    spec = importlib.util.spec_from_file_location("pretrain_mae", SHAPES_MAE_CHECKPOINT.parents[2] / "benchmarks" / "pretrain_mae.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    defaults = script.build_parser().parse_args([])
+    model, record = load_pretrained_mae()  # safetensors: no code runs when loading
+    assert record["config"] == SHAPES_MAE_CONFIG
+    assert (record["steps"], record["seed"], record["batch_size"], record["unlabeled_images"], record["lr"]) == (
+        defaults.steps, defaults.seed, defaults.batch_size, defaults.unlabeled, defaults.lr)
+    assert record["runtime_s"] > 0 and "torch" in record["versions"]
+    assert SHAPES_MAE_CHECKPOINT.stat().st_size < 4_000_000
+    from vlmlearn.data import ShapesWorld
+
+    x = ShapesWorld(seed=5, image_size=32).images(64, split="test").images
+    noise = torch.rand(64, 64, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    untrained = MaskedAutoencoder(**SHAPES_MAE_CONFIG).eval()
+    with torch.no_grad():
+        trained_loss, untrained_loss = model(x, noise=noise).loss, untrained(x, noise=noise).loss
+    assert trained_loss < 0.6 * untrained_loss  # pretrained weights, not a fresh init
+
+
+def test_finetune_mae_learns_a_separable_task_and_leaves_the_encoder_alone():
+    from vlmlearn.masked import finetune_augment, finetune_mae
+
+    torch.manual_seed(0)
+    encoder = tiny_mae().encoder
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    x = torch.rand(64, 3, 16, 16) * 0.2
+    y = torch.arange(64) % 2
+    x[y == 1, 0] += 0.6  # class 1 is red
+    model, history = finetune_mae(encoder, x, y, 2, steps=40, lr=3e-3, batch_size=16, eval_fn=lambda m: {}, desc=None)
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() == 1.0
+    assert history.train["loss"][-1] < history.train["loss"][0] and not model.training
+    assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # a copy was trained
+    flipped = finetune_augment(x)
+    assert flipped.shape == x.shape and not torch.equal(flipped, x)

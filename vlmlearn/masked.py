@@ -7,7 +7,9 @@ multimodal version lets the word predictor see the image, as in VisualBERT, ViLT
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -168,22 +170,142 @@ class MaskedAutoencoder(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, mask_ratio: float | None = None,
-                    noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, C, S, S) -> (masked input, reconstruction), both (B, C, S, S) in [0, 1].
+                    noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, S, S) -> (masked input, target, prediction), each (B, C, S, S) in [0, 1], for display.
 
-        The reconstruction pastes the visible patches back over the prediction. With norm_pix_loss
-        the model predicts each patch up to its mean and scale, which are taken from the true patch
-        to draw it (as in the MAE paper's figures): the *pattern* is the model's, the level is not.
+        Only what the model predicts, nothing borrowed from the hidden patches. With norm_pix_loss
+        the model predicts each patch normalised by its own mean and standard deviation, so target
+        and prediction are both shown in that space (0.5 + x / 4, clipped: grey is the patch's mean);
+        without it, in pixels. The visible patches are pasted into the prediction, as in the MAE
+        paper's figures; hidden patches of the masked input are grey.
         """
         out = self.forward(images, mask_ratio, noise)
         p, c = self.encoder.patch_size, self.encoder.in_channels
-        true = patchify(images, p)
-        pred = out.pred
+        target, pred = self.targets(images), out.pred
         if self.norm_pix_loss:
-            pred = pred * (true.var(-1, keepdim=True) + self.norm_pix_eps) ** 0.5 + true.mean(-1, keepdim=True)
+            target, pred = 0.5 + target / 4, 0.5 + pred / 4
         m = out.mask[..., None]
-        masked = unpatchify(true * (1 - m) + 0.5 * m, p, c)
-        return masked, unpatchify(true * (1 - m) + pred * m, p, c).clamp(0, 1)
+        masked = unpatchify(patchify(images, p) * (1 - m) + 0.5 * m, p, c)
+        return masked, unpatchify(target, p, c).clamp(0, 1), unpatchify(target * (1 - m) + pred * m, p, c).clamp(0, 1)
+
+
+class MAEClassifier(nn.Module):
+    """An `MAEEncoder` with MAE's fine-tuning head: the patch tokens averaged (no masking), a
+    LayerNorm and a linear layer initialised near zero (He et al. 2022, appendix A.2).
+
+    forward(images (B, C, S, S)) -> logits (B, num_classes). The encoder is used as given (pass a
+    copy to keep the original).
+    """
+
+    def __init__(self, encoder: MAEEncoder, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.norm = nn.LayerNorm(encoder.width, eps=1e-6)
+        self.head = nn.Linear(encoder.width, num_classes)
+        nn.init.trunc_normal_(self.head.weight, std=2e-5)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.encoder(images)))
+
+
+def layer_decay_groups(model: MAEClassifier, lr: float, *, layer_decay: float = 0.75, weight_decay: float = 0.05) -> list[dict]:
+    """Optimizer groups with layer-wise learning-rate decay, as MAE fine-tunes (from BEiT): the head
+    and final norm get `lr`, block i of d gets lr * layer_decay ** (d - i), the patch projection and
+    CLS token lr * layer_decay ** (d + 1). Weight decay as `vlmlearn.train.param_groups` applies it."""
+    from .train import param_groups
+
+    blocks = model.encoder.blocks.layers
+    depth = len(blocks)
+    groups = param_groups(model, weight_decay, params=[model.encoder.patch_embed.weight, model.encoder.patch_embed.bias,
+                                                       model.encoder.cls_token], lr=lr * layer_decay ** (depth + 1))
+    for i, block in enumerate(blocks):
+        groups += param_groups(model, weight_decay, params=block.parameters(), lr=lr * layer_decay ** (depth - i))
+    top = [*model.encoder.norm.parameters(), *model.norm.parameters(), *model.head.parameters()]
+    return groups + param_groups(model, weight_decay, params=top, lr=lr)
+
+
+def finetune_augment(images: torch.Tensor) -> torch.Tensor:
+    """The fine-tuning augmentation for ShapesWorld shapes: a shift of up to 2 pixels and a random
+    horizontal flip (every shape is its own mirror image; no rotations, which would turn a square
+    into a diamond). (B, C, S, S) -> (B, C, S, S)."""
+    from .semi import random_shift
+
+    shifted = random_shift(images, 2)
+    flip = torch.rand(len(images), device=images.device) < 0.5
+    return torch.where(flip[:, None, None, None], shifted.flip(-1), shifted)
+
+
+def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
+                 steps: int = 200, lr: float = 1e-3, layer_decay: float = 0.75, batch_size: int = 32, seed: int = 0,
+                 eval_fn=None, desc: str = "fine-tune"):
+    """Fine-tune a copy of `encoder` end to end with MAE's recipe: `MAEClassifier` head, AdamW with
+    layer-wise learning-rate decay, linear warm-up then cosine decay, label smoothing 0.1 and
+    `finetune_augment`. images (N, C, S, S), labels (N,). Returns (model in eval mode, History)."""
+    import copy
+    import math
+
+    from .train import minibatches, set_seed, train
+
+    set_seed(seed)
+    device = next(encoder.parameters()).device
+    model = MAEClassifier(copy.deepcopy(encoder), num_classes).to(device)
+    opt = torch.optim.AdamW(layer_decay_groups(model, lr, layer_decay=layer_decay))
+    warmup = max(1, steps // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    step = lambda m, b: (F.cross_entropy(m(finetune_augment(b[0])), b[1], label_smoothing=0.1), {})
+    history = train(model, opt, step, minibatches(images, labels, batch_size=min(batch_size, len(images)), seed=seed),
+                    steps=steps, scheduler=sched, eval_fn=eval_fn, eval_every=max(1, steps // 4) if eval_fn else None,
+                    desc=desc, progress=desc is not None)
+    return model.eval(), history
+
+
+# The MAE of notebook 03 (0.54 M encoder parameters), and the checkpoint `benchmarks/pretrain_mae.py` ships.
+SHAPES_MAE_CONFIG = dict(image_size=32, patch_size=4, in_channels=3, width=128, depth=4, heads=4, decoder_width=64,
+                         decoder_depth=1, decoder_heads=4, mlp_ratio=2.0, mask_ratio=0.75, norm_pix_loss=True,
+                         norm_pix_eps=0.01)
+SHAPES_MAE_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "mae_shapes.safetensors"
+
+
+def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_size: int = 64, seed: int = 0,
+                 device: torch.device | str = "cpu", callbacks=(), desc: str | None = "MAE pretraining"):
+    """MAE pretraining with the paper's optimiser on unlabeled `images` (N, 3, 32, 32): a fresh
+    `MaskedAutoencoder(**SHAPES_MAE_CONFIG)` (seeded by `seed`), AdamW (betas 0.9, 0.95, weight
+    decay 0.05 on weight matrices), linear warm-up then cosine decay. The recipe of the shipped
+    checkpoint (`benchmarks/pretrain_mae.py`). Returns (model in eval mode, History)."""
+    import math
+
+    from .train import minibatches, param_groups, set_seed, train
+
+    set_seed(seed)
+    model = MaskedAutoencoder(**SHAPES_MAE_CONFIG).to(device)
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.95))
+    warmup = max(1, min(500, steps // 10))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    history = train(model, opt, mae_step, minibatches(images, batch_size=batch_size, seed=seed), steps=steps,
+                    scheduler=sched, callbacks=callbacks, desc=desc or "", progress=desc is not None)
+    return model.eval(), history
+
+
+def load_pretrained_mae(path: str | Path = SHAPES_MAE_CHECKPOINT) -> tuple[MaskedAutoencoder, dict]:
+    """A MaskedAutoencoder with the weights of a checkpoint written by `benchmarks/pretrain_mae.py`.
+
+    Reads `path` (safetensors: no code runs on loading) and the JSON beside it (same name, .json:
+    the model config, steps, seed, data size, runtime and final loss). Returns (model in eval mode, that record).
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = path.with_suffix(".json")
+    if not path.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"expected a checkpoint {path} and its record {meta.name} beside it; "
+                                f"write them with `python benchmarks/pretrain_mae.py` (make pretrain)")
+    record = json.loads(meta.read_text())
+    model = MaskedAutoencoder(**record["config"])
+    model.load_state_dict(load_file(str(path)))
+    return model.eval(), record
 
 
 def mae_step(model: MaskedAutoencoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:

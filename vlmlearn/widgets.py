@@ -223,7 +223,7 @@ def threshold_explorer(probs, true_labels):
 
 def mask_ratio_explorer(model, images, *, seed: int = 0):
     """A slider over the mask ratio that re-runs a trained `MaskedAutoencoder` on `images` (B, C, S, S):
-    rows show the masked input, the reconstruction and the original."""
+    rows show the masked input, the target and the prediction (see `MaskedAutoencoder.reconstruct`)."""
     import ipywidgets as W
     import torch
 
@@ -231,16 +231,17 @@ def mask_ratio_explorer(model, images, *, seed: int = 0):
 
     device = next(model.parameters()).device
     on_model = images.to(device)
+    space = "normalised patches" if model.norm_pix_loss else "pixels"
 
     def draw(ratio):
         noise = torch.rand(len(images), model.encoder.num_patches, generator=torch.Generator().manual_seed(seed))
         with torch.no_grad():
-            masked, recon = (t.cpu() for t in model.reconstruct(on_model, ratio, noise.to(device)))
-        err = ((recon - images.cpu()) ** 2).mean().item()
-        fig, _ = show_images(torch.cat([masked, recon, images.cpu()]), ncols=len(images), size=1.0,
-                             title=f"mask ratio {ratio:.2f}: input / reconstruction / original")
+            out = model(on_model, ratio, noise.to(device))
+            masked, target, pred = (t.cpu() for t in model.reconstruct(on_model, ratio, noise.to(device)))
+        fig, _ = show_images(torch.cat([masked, target, pred]), ncols=len(images), size=1.0,
+                             title=f"mask ratio {ratio:.2f}: input / target / prediction ({space})")
         return fig, f"{int(model.encoder.num_patches * (1 - ratio))} of {model.encoder.num_patches} patches visible; " \
-                    f"pixel MSE of the reconstruction {err:.4f}"
+                    f"loss on the hidden patches {out.loss.item():.4f}"
 
     return _slider_figure(W.FloatSlider(value=0.75, min=0.0, max=0.95, step=0.05, description="mask ratio"), draw)
 
