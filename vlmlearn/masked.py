@@ -8,6 +8,7 @@ multimodal version lets the word predictor see the image, as in VisualBERT, ViLT
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +226,12 @@ def layer_decay_groups(model: MAEClassifier, lr: float, *, layer_decay: float = 
     return groups + param_groups(model, weight_decay, params=top, lr=lr)
 
 
+def warmup_cosine(steps: int, *, warmup: int):
+    """Learning-rate factor at step s: linear warm-up over `warmup` steps, then a cosine decay to 0
+    at `steps` (as MAE pretrains and fine-tunes). For `torch.optim.lr_scheduler.LambdaLR`."""
+    return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+
+
 def finetune_augment(images: torch.Tensor) -> torch.Tensor:
     """The fine-tuning augmentation for ShapesWorld shapes: a shift of up to 2 pixels and a random
     horizontal flip (every shape is its own mirror image; no rotations, which would turn a square
@@ -243,7 +250,6 @@ def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor
     layer-wise learning-rate decay, linear warm-up then cosine decay, label smoothing 0.1 and
     `finetune_augment`. images (N, C, S, S), labels (N,). Returns (model in eval mode, History)."""
     import copy
-    import math
 
     from .train import minibatches, set_seed, train
 
@@ -251,9 +257,7 @@ def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor
     device = next(encoder.parameters()).device
     model = MAEClassifier(copy.deepcopy(encoder), num_classes).to(device)
     opt = torch.optim.AdamW(layer_decay_groups(model, lr, layer_decay=layer_decay))
-    warmup = max(1, steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * s / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, warmup=max(1, steps // 10)))
     step = lambda m, b: (F.cross_entropy(m(finetune_augment(b[0])), b[1], label_smoothing=0.1), {})
     history = train(model, opt, step, minibatches(images, labels, batch_size=min(batch_size, len(images)), seed=seed),
                     steps=steps, scheduler=sched, eval_fn=eval_fn, eval_every=max(1, steps // 4) if eval_fn else None,
@@ -274,16 +278,12 @@ def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_
     `MaskedAutoencoder(**SHAPES_MAE_CONFIG)` (seeded by `seed`), AdamW (betas 0.9, 0.95, weight
     decay 0.05 on weight matrices), linear warm-up then cosine decay. The recipe of the shipped
     checkpoint (`benchmarks/pretrain_mae.py`). Returns (model in eval mode, History)."""
-    import math
-
     from .train import minibatches, param_groups, set_seed, train
 
     set_seed(seed)
     model = MaskedAutoencoder(**SHAPES_MAE_CONFIG).to(device)
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.95))
-    warmup = max(1, min(500, steps // 10))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, warmup=max(1, min(500, steps // 10))))
     history = train(model, opt, mae_step, minibatches(images, batch_size=batch_size, seed=seed), steps=steps,
                     scheduler=sched, callbacks=callbacks, desc=desc or "", progress=desc is not None)
     return model.eval(), history
