@@ -49,6 +49,29 @@ def get_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
+    MASTER_ADDR, MASTER_PORT): nccl with one GPU per process where CUDA is available, gloo on CPUs.
+    Without torchrun (no WORLD_SIZE, or 1) nothing is started. Returns (rank, world size, device).
+
+        torchrun --nproc_per_node 4 my_training.py    # my_training.py calls setup_distributed() first
+    """
+    import torch.distributed as dist
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1:
+        return 0, 1, get_device()
+    if "RANK" not in os.environ or "LOCAL_RANK" not in os.environ:
+        raise ValueError(f"WORLD_SIZE={size} but RANK or LOCAL_RANK is missing: start the script with torchrun")
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """The mixed precision `train` uses on `device`: bfloat16 on CUDA GPUs that support it (Ampere
     and newer), float16 on older CUDA GPUs (with a GradScaler, since fp16 gradients underflow), and
@@ -216,28 +239,39 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
             with a GradScaler, on CUDA; nothing on CPU and MPS).
         checkpoint: a file path. If it exists, training resumes from it; it is written every
             `checkpoint_every` steps and at the end. Loading uses weights_only=True.
+
+    Under torchrun (a process group of more than one rank): the model is wrapped in
+    DistributedDataParallel and step functions get the wrapped model; each rank takes its contiguous
+    share of every global batch from `data`; logged metrics are the mean over ranks; only rank 0
+    shows progress and writes the checkpoint.
     """
     if steps < 0:
         raise ValueError(f"steps must be non-negative, got {steps}")
+    from .losses import world
+
     params = [p for g in optimizer.param_groups for p in g["params"]]
     device = params[0].device if params else torch.device("cpu")
+    rank, size = world()
+    net = model if size == 1 else _ddp(model, device)  # step functions call net(...): DDP syncs the gradients
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).is_file():
         start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
     get_batch = data if callable(data) else _cycle(data, start)
+    if size > 1:
+        get_batch = _shard(get_batch, rank, size)
     dtype = autocast_dtype(device) if amp else None
     scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
-    bar = _progress(range(start, steps), progress, desc)
+    bar = _progress(range(start, steps), progress and rank == 0, desc)
     t0, state = time.perf_counter() - history.seconds, None
     history.stopped_by = "steps"
     set_train_mode(model)
     for step in bar:
         batch = to_device(get_batch(step), device)
         if dtype is None:
-            loss, metrics = step_fn(model, batch)
+            loss, metrics = step_fn(net, batch)
         else:
             with torch.autocast(device.type, dtype=dtype):
-                loss, metrics = step_fn(model, batch)
+                loss, metrics = step_fn(net, batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate "
                                      f"or check the inputs for NaN")
@@ -258,6 +292,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         if scheduler is not None:
             scheduler.step()
         metrics = {"loss": loss.item(), **{k: float(v) for k, v in metrics.items()}}
+        if size > 1:  # the mean over ranks, the same on every rank
+            metrics = _mean_over_ranks(metrics, device)
         history.log(history.train, step + 1, metrics)
         history.seconds = time.perf_counter() - t0
         done = step + 1 == steps or (max_seconds is not None and history.seconds >= max_seconds)
@@ -268,18 +304,45 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         state = TrainState(step + 1, model, optimizer, metrics, history)
         for cb in callbacks:
             cb(state)
-        if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+        if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0 and rank == 0:
             save_checkpoint(checkpoint, model, optimizer, step + 1, history, scheduler)
         if state.stop or done:
             history.stopped_by = "callback" if state.stop else ("steps" if step + 1 == steps else "time")
             break
     if hasattr(bar, "close"):
         bar.close()
-    if checkpoint is not None:
+    if checkpoint is not None and rank == 0:
         save_checkpoint(checkpoint, model, optimizer, len(history.train["step"]) and history.train["step"][-1],
                         history, scheduler)
     model.eval()
     return history
+
+
+def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model wrapped in DistributedDataParallel (one device per process, as torchrun starts them)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+
+
+def _shard(get_batch: Callable[[int], Any], rank: int, size: int) -> Callable[[int], Any]:
+    """Each rank takes its contiguous share of every global batch, so the gathered batch is the global one."""
+    def shard(x):
+        if isinstance(x, torch.Tensor):
+            if len(x) % size:
+                raise ValueError(f"a global batch of {len(x)} does not split evenly over {size} processes")
+            return x.chunk(size)[rank]
+        return type(x)(shard(v) for v in x) if isinstance(x, (tuple, list)) else x
+
+    return lambda step: shard(get_batch(step))
+
+
+def _mean_over_ranks(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
+    import torch.distributed as dist
+
+    values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(values)
+    return dict(zip(metrics, (values / dist.get_world_size()).tolist()))
 
 
 @torch.no_grad()
@@ -378,3 +441,19 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise FileNotFoundError(f"weights file not found: {path}")
     model.load_state_dict(load_file(str(path)))
     return model
+
+
+def read_shipped_weights(path: str | Path, script: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, record) of a checkpoint shipped in data/checkpoints/: the safetensors weights (no code
+    runs on loading) and the JSON record beside them (same name, .json). A missing file raises a
+    FileNotFoundError that names the `script` which writes both."""
+    import json
+
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = path.with_suffix(".json")
+    if not path.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"expected a checkpoint {path} and its record {meta.name} beside it; "
+                                f"write them with `python {script}` (make pretrain)")
+    return load_file(str(path)), json.loads(meta.read_text())
