@@ -110,3 +110,52 @@ def test_binding_accuracy_reads_the_chosen_twins_and_counts_ties_as_chance(tok):
         binding_accuracy(confused, tok, b, swap="shape")
     with pytest.raises(ValueError, match="binding_pairs"):
         binding_accuracy(confused, tok, ShapesWorld(seed=0, image_size=16).pairs(10))
+
+
+def test_the_shipped_clip_checkpoint_is_what_its_script_writes():
+    import importlib.util
+
+    from vlmlearn.contrastive import SHAPES_CLIP_CHECKPOINT, SHAPES_CLIP_CONFIG, load_pretrained_clip
+
+    spec = importlib.util.spec_from_file_location("pretrain_clip", SHAPES_CLIP_CHECKPOINT.parents[2] / "benchmarks" / "pretrain_clip.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    defaults = script.build_parser().parse_args([])
+    model, tok, record = load_pretrained_clip()  # safetensors: no code runs when loading
+    assert record["config"] == SHAPES_CLIP_CONFIG and not model.training
+    assert (record["steps"], record["seed"], record["batch_size"], record["pairs"]) == (
+        defaults.steps, defaults.seed, defaults.batch_size, defaults.pairs)
+    assert record["runtime_s"] > 0 and "torch" in record["versions"]
+    assert SHAPES_CLIP_CHECKPOINT.stat().st_size < 4_000_000
+    test = ShapesWorld(seed=5, image_size=32).labeled(300, split="test")
+    assert zero_shot_accuracy(model, tok, test, object_prompts())["shape"] > 0.8  # trained weights (chance 0.2)
+
+
+def test_load_pretrained_clip_says_what_is_missing_or_stale(tmp_path, tok):
+    import json
+
+    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, load_pretrained_clip, shapes_clip
+    from vlmlearn.train import save_weights
+
+    save_weights(shapes_clip(tok.vocab_size), tmp_path / "clip.safetensors")
+    with pytest.raises(FileNotFoundError, match="clip.json"):
+        load_pretrained_clip(tmp_path / "clip.safetensors")
+    (tmp_path / "clip.json").write_text(json.dumps({"config": SHAPES_CLIP_CONFIG, "vocab_size": tok.vocab_size + 1}))
+    with pytest.raises(ValueError, match="vocabulary"):
+        load_pretrained_clip(tmp_path / "clip.safetensors")
+
+
+def test_fit_clip_is_notebook_01s_recipe_and_learns(world, tok):
+    from vlmlearn.contrastive import fit_clip, shapes_clip
+
+    from vlmlearn.eval import relevance_from_keys
+
+    pairs, test = world.pairs(2048), world.pairs(200, split="test")
+    set_seed(0)
+    model = shapes_clip(tok.vocab_size)
+    history = fit_clip(model, pairs.images, tok(pairs.captions), steps=40, batch_size=128, desc=None)
+    assert not model.training and len(history.train["loss"]) == 40
+    assert history.train["loss"][-1] < 0.5 * history.train["loss"][0]
+    keys = test.content_keys()
+    chance = relevance_from_keys(keys, keys).float().mean(1).mean().item()  # about 0.006
+    assert retrieval_metrics(model, tok, test)["i2t_r1"] > 3 * chance

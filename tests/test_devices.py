@@ -15,6 +15,7 @@ from vlmlearn.contrastive import (DualEncoder, binding_accuracy, clip_step, cons
                                   siglip_step, zero_shot_accuracy)
 from vlmlearn.data import ANSWERS, ShapesWorld, WordTokenizer, caption_vocabulary
 from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
+from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes, shapes_strong_augment
 from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, predict_each_word
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
@@ -114,6 +115,11 @@ def helpers(device):
                                                                      TOK, PAIRS.images[0], PAIRS.captions[0], 1)),
         ("mask_ratio_explorer", lambda: mask_ratio_explorer(mae, PAIRS.images[:2])),
         ("caption_painter", lambda: caption_painter(painter, TOK, PAIRS.captions[:2])),
+        ("label_efficiency.run_digits", lambda: run_digits("fixmatch", 1, steps_scale=0.004, device=device)),
+        ("shapes_strong_augment", lambda: shapes_strong_augment(PAIRS.images.to(device))),
+        *[(f"label_efficiency.run_shapes {m}", functools.partial(run_shapes, m, 1, pretrained=load_pretrained(device),
+                                                                 steps_scale=0.02))
+          for m in ("fixmatch_clip", "ft_mae", "probe_clip", "zeroshot")],
         ("Captioner.generate", lambda: Captioner(vocab_size=TOK.vocab_size, image_size=16, widths=(8, 16), width=16,
                                                  layers=1, heads=2).to(device).generate(PAIRS.images)),
     ]

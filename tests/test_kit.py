@@ -82,6 +82,8 @@ def test_benchmark_contract_and_orderings(tmp_path):
     assert ordering(bench, "b", "a", lower_is_better=True).startswith("b beats a at 3 of 3 seeds (gap +0.300")
     table = seed_table({"a": 0.88, "b": 0.1, "c": 0.2}, bench, ["a"])
     assert "0.880" in table and "0.850 ± 0.041" in table and "0.900, 0.800, 0.850" in table
+    newer = seed_table({"a": 0.88, "d": 0.3}, bench, ["a", "d"])  # d was added after the benchmark ran
+    assert "0.300" in newer.splitlines()[-1] and "not benched yet" in newer.splitlines()[-1]
     with pytest.raises(ValueError, match="one metrics dict per seed"):
         write_benchmark("01_x", [0, 1], runs, runtime_s=1.0, folder=tmp_path)
 

@@ -144,6 +144,29 @@ def test_mae_encoder_features_shape_and_bad_input():
         enc(torch.rand(5, 3, 32, 32))
 
 
+def test_encoder_features_draw_no_random_numbers_and_match_the_unmasked_pretraining_path():
+    enc = MAEEncoder(image_size=16, patch_size=4, width=32, depth=1, heads=2).eval()
+    x = torch.rand(3, 3, 16, 16)
+    torch.manual_seed(0)
+    features = enc(x)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(after, torch.rand(1))  # the global generator was not touched
+    latent, mask, _ = enc.forward_masked(x, 0.0)  # every patch kept, in a shuffled order
+    assert mask.sum() == 0 and torch.allclose(features, latent[:, 1:].mean(1), atol=1e-5)
+    assert torch.allclose(enc.forward_tokens(x)[:, 0], latent[:, 0], atol=1e-5)
+
+
+def test_evaluating_during_fine_tuning_leaves_the_run_unchanged():
+    from vlmlearn.masked import finetune_mae
+
+    encoder = tiny_mae().encoder
+    x, y = torch.rand(16, 3, 16, 16), torch.arange(16) % 2
+    runs = [finetune_mae(encoder, x, y, 2, steps=6, batch_size=8, eval_fn=fn, desc=None)[0]
+            for fn in (None, lambda m: {"acc": (m(x).argmax(1) == y).float().mean()})]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0].parameters(), runs[1].parameters()))
+
+
 def test_mask_tokens_proportions_on_a_large_sample():
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(5, 40, (4000, 20), generator=g)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -50,28 +51,84 @@ class DualEncoder(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp()
 
-    def forward(self, images: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, ids: torch.Tensor, negative_ids: torch.Tensor | None = None) -> tuple:
+        """(B, 3, S, S) images and (B, L) ids -> (image features, text features, scale); with (M, L)
+        `negative_ids` also their text features. Everything a loss needs comes out of forward, which
+        is what DistributedDataParallel synchronises."""
         if len(images) != len(ids):
             raise ValueError(f"got {len(images)} images but {len(ids)} captions; pairs must match one to one")
-        return self.encode_image(images), self.encode_text(ids), self.scale()
+        out = (self.encode_image(images), self.encode_text(ids), self.scale())
+        return out if negative_ids is None else (*out, self.encode_text(negative_ids))
 
 
 def clip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
     """(images, ids) or (images, ids, hard_negative_ids) -> InfoNCE loss, with the temperature logged."""
     images, ids, *rest = batch
-    img, txt, scale = model(images, ids)
-    negatives = model.encode_text(rest[0]) if rest else None
-    loss = clip_loss(img, txt, scale, hard_negatives=negatives)
+    img, txt, scale, *negatives = model(images, ids, *rest)
+    loss = clip_loss(img, txt, scale, hard_negatives=negatives[0] if negatives else None)
     return loss, {"temperature": 1 / scale.item()}
 
 
 def siglip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
     """(images, ids) -> SigLIP loss; the model needs a logit_bias."""
-    if model.logit_bias is None:
+    bias = getattr(model, "module", model).logit_bias  # the model itself, or the one DDP wraps
+    if bias is None:
         raise ValueError("siglip_step needs DualEncoder(..., logit_bias=-10.0)")
     images, ids = batch[:2]
     img, txt, scale = model(images, ids)
-    return siglip_loss(img, txt, scale, model.logit_bias), {"temperature": 1 / scale.item()}
+    return siglip_loss(img, txt, scale, bias), {"temperature": 1 / scale.item()}
+
+
+# ------------------------------------------------------------------------------ notebook 01's model and recipe
+# The fixed model of notebook 01 (causal text tower, small word vectors, trained with hard negatives) and the
+# checkpoint `benchmarks/pretrain_clip.py` ships, which notebooks 03 and 09 start from.
+SHAPES_CLIP_CONFIG = dict(image_size=32, context_length=20, token_init_std=0.02, causal=True)
+SHAPES_CLIP_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "clip_shapes.safetensors"
+
+
+def shapes_clip(vocab_size: int, *, image_size: int = 32, context_length: int = 20, token_init_std: float = 0.02,
+                causal: bool = True) -> DualEncoder:
+    """Notebook 01's dual encoder: `SmallCNN(image_size)` (B, 3, S, S) -> (B, 128) and a 2-layer
+    `TextTransformer` (B, context_length) word ids -> (B, 128). The defaults are the fixed model;
+    `token_init_std=1.0, causal=False` is the naive one that reads captions as bags of words."""
+    from .models import SmallCNN, TextTransformer
+
+    text = TextTransformer(vocab_size=vocab_size, context_length=context_length, token_init_std=token_init_std,
+                           causal=causal)
+    return DualEncoder(SmallCNN(image_size=image_size), text)
+
+
+def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_negative_ids: torch.Tensor | None = None,
+             *, steps: int, batch_size: int = 256, seed: int = 0, desc: str | None = "CLIP"):
+    """Notebook 01's recipe: InfoNCE (`clip_step`, with one hard-negative caption per image when given),
+    AdamW at weight decay 0.1 on weight matrices only (`param_groups`), a one-cycle schedule peaking at
+    2e-3 after 10 % of `steps`, batches of `batch_size` pairs drawn with `seed`.
+    images (N, 3, S, S), ids and hard_negative_ids (N, L). Returns the History; the model ends in eval mode."""
+    from .train import minibatches, param_groups, train
+
+    tensors = (images, ids) if hard_negative_ids is None else (images, ids, hard_negative_ids)
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=1e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    return train(model, opt, clip_step, minibatches(*tensors, batch_size=batch_size, seed=seed), steps=steps,
+                 scheduler=sched, max_seconds=4 * steps, desc=desc or "", progress=desc is not None)  # the cap guards runaway machines
+
+
+def load_pretrained_clip(path: str | Path = SHAPES_CLIP_CHECKPOINT):
+    """Notebook 01's CLIP with the weights `benchmarks/pretrain_clip.py` wrote (safetensors: no code
+    runs on loading), and the JSON record beside it (same name, .json: config, steps, seed, runtime and
+    the scores it reached). Returns (model in eval mode, its WordTokenizer, record)."""
+    from .data import WordTokenizer, caption_vocabulary
+    from .train import read_shipped_weights
+
+    weights, record = read_shipped_weights(path, "benchmarks/pretrain_clip.py")
+    config = record["config"]
+    tok = WordTokenizer(caption_vocabulary(), context_length=config["context_length"])
+    if tok.vocab_size != record["vocab_size"]:
+        raise ValueError(f"{Path(path).name} was trained with a vocabulary of {record['vocab_size']} words, but "
+                         f"caption_vocabulary() now has {tok.vocab_size}; retrain it with benchmarks/pretrain_clip.py")
+    model = shapes_clip(tok.vocab_size, **config)
+    model.load_state_dict(weights)
+    return model.eval(), tok, record
 
 
 # ------------------------------------------------------------------------------ evaluation

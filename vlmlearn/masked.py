@@ -7,7 +7,6 @@ multimodal version lets the word predictor see the image, as in VisualBERT, ViLT
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +73,8 @@ class MAEEncoder(nn.Module):
     """The MAE encoder: a ViT that can drop masked patches before the transformer.
 
     `forward(images)` (B, C, S, S) -> (B, width) features for probes and fine-tuning: the patch
-    tokens averaged, no masking. `forward_masked` is the pretraining path.
+    tokens averaged, no masking (`forward_tokens` gives every token). `forward_masked` is the
+    pretraining path.
     """
 
     def __init__(self, *, image_size: int = 32, patch_size: int = 4, in_channels: int = 3, width: int = 128,
@@ -103,9 +103,15 @@ class MAEEncoder(nn.Module):
         tokens = torch.cat([self.cls_token.expand(len(images), -1, -1), kept], dim=1)
         return self.norm(self.blocks(tokens)), mask, ids_restore
 
+    def forward_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) -> (B, 1 + N, width): the CLS token and every patch token, in raster order.
+        No masking and no random numbers drawn, so evaluating a model mid-training leaves its run unchanged."""
+        check_images(images, self.in_channels, self.image_size)
+        patches = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W)
+        return self.norm(self.blocks(torch.cat([self.cls_token.expand(len(images), -1, -1), patches], dim=1)))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        latent, _, _ = self.forward_masked(images, 0.0)
-        return latent[:, 1:].mean(1)
+        return self.forward_tokens(images)[:, 1:].mean(1)
 
 
 @dataclass
@@ -273,15 +279,20 @@ SHAPES_MAE_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoi
 
 
 def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_size: int = 64, seed: int = 0,
-                 device: torch.device | str = "cpu", callbacks=(), desc: str | None = "MAE pretraining"):
+                 device: torch.device | str = "cpu", config: dict | None = None, callbacks=(),
+                 desc: str | None = "MAE pretraining"):
     """MAE pretraining with the paper's optimiser on unlabeled `images` (N, 3, 32, 32): a fresh
-    `MaskedAutoencoder(**SHAPES_MAE_CONFIG)` (seeded by `seed`), AdamW (betas 0.9, 0.95, weight
-    decay 0.05 on weight matrices), linear warm-up then cosine decay. The recipe of the shipped
-    checkpoint (`benchmarks/pretrain_mae.py`). Returns (model in eval mode, History)."""
+    `MaskedAutoencoder(**SHAPES_MAE_CONFIG)` (seeded by `seed`; `config` overrides some of its entries,
+    e.g. `{"mask_ratio": 0.6}`), AdamW (betas 0.9, 0.95, weight decay 0.05 on weight matrices), linear
+    warm-up then cosine decay. The recipe of the shipped checkpoint (`benchmarks/pretrain_mae.py`).
+    Returns (model in eval mode, History)."""
     from .train import minibatches, param_groups, set_seed, train
 
+    unknown = set(config or {}) - set(SHAPES_MAE_CONFIG)
+    if unknown:
+        raise ValueError(f"config can override {sorted(SHAPES_MAE_CONFIG)}, got unknown {sorted(unknown)}")
     set_seed(seed)
-    model = MaskedAutoencoder(**SHAPES_MAE_CONFIG).to(device)
+    model = MaskedAutoencoder(**{**SHAPES_MAE_CONFIG, **(config or {})}).to(device)
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, warmup=max(1, min(500, steps // 10))))
     history = train(model, opt, mae_step, minibatches(images, batch_size=batch_size, seed=seed), steps=steps,
@@ -295,16 +306,11 @@ def load_pretrained_mae(path: str | Path = SHAPES_MAE_CHECKPOINT) -> tuple[Maske
     Reads `path` (safetensors: no code runs on loading) and the JSON beside it (same name, .json:
     the model config, steps, seed, data size, runtime and final loss). Returns (model in eval mode, that record).
     """
-    from safetensors.torch import load_file
+    from .train import read_shipped_weights
 
-    path = Path(path)
-    meta = path.with_suffix(".json")
-    if not path.is_file() or not meta.is_file():
-        raise FileNotFoundError(f"expected a checkpoint {path} and its record {meta.name} beside it; "
-                                f"write them with `python benchmarks/pretrain_mae.py` (make pretrain)")
-    record = json.loads(meta.read_text())
+    weights, record = read_shipped_weights(path, "benchmarks/pretrain_mae.py")
     model = MaskedAutoencoder(**record["config"])
-    model.load_state_dict(load_file(str(path)))
+    model.load_state_dict(weights)
     return model.eval(), record
 
 

@@ -132,7 +132,10 @@ def seed_table(live: dict[str, float], benchmark: dict | None, keys: list[str]) 
     seeds = ", ".join(map(str, benchmark["seeds"]))
     lines = [f"{'metric':28s} {'this run':>9s} {'mean ± std':>15s}   per seed ({seeds})"]
     for k in keys:
-        m = benchmark["metrics"][k]
+        m = benchmark["metrics"].get(k)
+        if m is None:  # a metric added since the benchmark last ran
+            lines.append(f"{k:28s} {live[k]:9.3f} {'not benched yet':>15s}   (make bench)")
+            continue
         per_seed = ", ".join(f"{v:.3f}" for v in m["per_seed"])
         lines.append(f"{k:28s} {live[k]:9.3f} {m['mean']:8.3f} ± {m['std']:.3f}   {per_seed}")
     return "\n".join(lines)

@@ -193,15 +193,18 @@ def confident_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
     return probs.max(-1).values >= threshold
 
 
-def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0):
+def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0,
+                  weak: Callable[[torch.Tensor], torch.Tensor] = weak_augment,
+                  strong: Callable[[torch.Tensor], torch.Tensor] = strong_augment):
     """FixMatch (Sohn et al. 2020): the weak view of an unlabeled image gives a hard pseudo-label
     when the model is confident (>= threshold); the strong view is trained to predict it. No
     ramp-up, as in the paper: the threshold already keeps early, unconfident guesses out.
+    `weak` and `strong` make the views (B, C, H, W) -> same; the defaults are made for digits.
 
     Metrics: mask_rate (fraction of unlabeled images above the threshold).
     """
     x, y, u = batch
-    logits = model(torch.cat([weak_augment(x), weak_augment(u), strong_augment(u)]))
+    logits = model(torch.cat([weak(x), weak(u), strong(u)]))
     logits_x, logits_weak, logits_strong = logits[: len(x)], *logits[len(x):].chunk(2)
     probs = logits_weak.detach().softmax(-1)
     mask = confident_mask(probs, threshold).float()

@@ -348,3 +348,45 @@ def caption_painter(model, tokenizer, examples: list[str]):
     text.observe(update, names="value")
     update()
     return W.VBox([pick, text, out])
+
+
+def label_efficiency_explorer(bench: dict):
+    """Pick a task, a method and a label count of the capstone's committed grid (notebook 09): its
+    learning curves at every seed and its confusion matrix (`label_efficiency.plot_run`)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .label_efficiency import METHOD_NAMES, grid, plot_run
+
+    task = W.Dropdown(options=["digits", "shapes"], value="digits", description="task")
+    method = W.Dropdown(description="method")
+    labels = W.Dropdown(description="labels/class")
+    out = W.Output()
+
+    def methods(_=None):
+        table = grid(bench, task.value)
+        method.options = [(METHOD_NAMES.get(m, m), m) for m in table]
+        method.value = "fixmatch" if "fixmatch" in table else next(iter(table))
+
+    def counts(_=None):
+        options = list(grid(bench, task.value)[method.value])
+        labels.options = options
+        labels.value = "2" if "2" in options else options[0]
+
+    def update(_=None):
+        if labels.value is None:
+            return
+        fig, text = plot_run(bench, task.value, method.value, labels.value)
+        with out:
+            out.clear_output(wait=True)
+            display(fig)
+            plt.close(fig)
+            print(text)
+
+    methods(), counts()
+    task.observe(lambda _: (methods(), counts(), update()), names="value")
+    method.observe(lambda _: (counts(), update()), names="value")
+    labels.observe(update, names="value")
+    update()
+    return W.VBox([W.HBox([task, method, labels]), out])

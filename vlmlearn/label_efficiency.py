@@ -1,0 +1,402 @@
+"""The capstone's controlled experiment (notebook 09, `benchmarks/label_efficiency.py`): every way the
+course uses unlabeled data, at every label count, under one protocol.
+
+    result = run_digits("fixmatch", 2, seed=0, settings={"threshold": 0.95})   # {"acc", "curve", "confusion"}
+    result = run_shapes("ft_clip", 5, pretrained=load_pretrained(), seed=0, settings={"lr": 1e-3})
+
+Within a task every method trains the same backbone for the same number of optimizer steps, with the
+same labeled draw, augmentations and optimizer; each method's one hyperparameter (`DIGIT_GRID`,
+`SHAPE_GRID`, its paper's default first) is chosen on a validation split no larger than the labeled
+set (`choose`). Test data is read only to report (and to draw the learning curves, never to choose).
+
+- digits (scikit-learn's real 8x8 digits at 16 px, notebook 08's CNN, AdamW 2e-3, 1,000 steps of 32
+  labeled and 7 x 32 unlabeled images): supervised only; online pseudo-labeling as Lee (2013) defines
+  it (every unlabeled image takes the current argmax, its weight ramped linearly from 0); thresholded
+  self-training (a supervised teacher, then three rounds of a strongly augmented student on the
+  labeled set plus the confident pseudo-labels, the same 1,000 steps in all); Π-model; Mean Teacher;
+  FixMatch. "all" labels: every training image labeled (the unlabeled stream is the same images).
+- shapes (ShapesWorld's shape, 5 classes, 32 px, world seed = seed): zero-shot with notebook 01's CLIP
+  (prompts only); a linear probe on its image tower; fine-tuning that tower, LP-FT style (from the
+  probe as its head, Kumar et al. 2022); fine-tuning notebook 03's MAE ViT (its recipe, chosen on val
+  there); the CNN and the ViT from scratch; FixMatch started from the CLIP tower and the probe's head. 200 steps of 32 labeled images for every trained method (FixMatch adds 7 x 32
+  unlabeled). The pretrained models are the shipped checkpoints (one pretraining seed): the seed
+  draws the labeled images, the test images and the training randomness.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import json
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .contrastive import load_pretrained_clip, object_prompts, zero_shot_accuracy
+from .data import SHAPES, ShapesWorld, load_digits_split
+from .eval import confusion_matrix, linear_probe
+from .masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae, warmup_cosine
+from .models import SmallCNN
+from .results import BENCHMARK_DIR
+from .semi import (Ramp, cutout, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
+                   predict_probs, pseudo_label_step, self_training_round, semi_batches, strong_augment, supervised_step)
+from .train import minibatches, param_groups, set_seed, train
+
+DIGIT_LABELS = (1, 2, 5, 10, "all")
+DIGIT_METHODS = ("supervised", "pseudolabel", "selftraining", "pi", "meanteacher", "fixmatch")
+SHAPE_LABELS = (1, 5, 25)
+SHAPE_METHODS = ("probe_clip", "ft_clip", "ft_mae", "scratch_cnn", "scratch_vit", "fixmatch_clip")
+# Each method's one hyperparameter and the values tried on val, its paper's default (or the gentler learning
+# rate) first: the tie-break.
+DIGIT_GRID = {"pseudolabel": ("final_weight", (3.0, 1.0)), "selftraining": ("threshold", (0.95, 0.8)),
+              "pi": ("weight", (10.0, 30.0)), "meanteacher": ("weight", (10.0, 30.0)),
+              "fixmatch": ("threshold", (0.95, 0.8))}
+SHAPE_GRID = {"ft_clip": ("lr", (1e-5, 1e-4)), "scratch_cnn": ("lr", (1e-3, 3e-3)),
+              "fixmatch_clip": ("threshold", (0.95, 0.8))}
+SELECT_LABELS = {"digits": 2, "shapes": 5}  # labels per class at which the hyperparameters are chosen (seed 0)
+DIGIT_STEPS, SHAPE_STEPS, CURVE_POINTS = 1000, 200, 10
+
+
+def defaults(grid: dict) -> dict[str, dict]:
+    """{method: {parameter: its first (default) value}} for every method of a grid."""
+    return {method: {name: values[0]} for method, (name, values) in grid.items()}
+
+
+def _steps(steps: int, scale: float) -> int:
+    return max(4, round(steps * scale))
+
+
+# ------------------------------------------------------------------------------ digits
+def digits_cnn() -> nn.Module:
+    """Notebook 08's CNN: (B, 1, 16, 16) -> (B, 10) logits."""
+    return SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
+
+
+def digits_data(labels: int | str, seed: int, *, validation: bool = False):
+    """(labeled x, labeled y, unlabeled x, eval x, eval y) for `labels` per class (or "all").
+
+    eval is the test set, or with `validation` a labeled split of the same size as the labeled set,
+    taken out of the unlabeled pool. With "all", the labeled images double as the unlabeled stream."""
+    if labels != "all" and (not isinstance(labels, int) or labels < 1):
+        raise ValueError(f"labels per class must be a positive int or 'all', got {labels!r}")
+    split = load_digits_split(10_000 if labels == "all" else labels, seed=seed, image_size=16)
+    x, y, pool = split.labeled.images, split.labeled.labels, split.unlabeled
+    if labels == "all":
+        if validation:
+            raise ValueError("with every label used there is no validation split to take; choose at fewer labels")
+        return x, y, x, split.test.images, split.test.labels
+    if not validation:
+        return x, y, pool, split.test.images, split.test.labels
+    truth = split.reveal_unlabeled_labels()  # builds the validation split; training never sees it
+    val = torch.cat([torch.nonzero(truth == c)[:labels, 0] for c in range(10)])
+    rest = torch.ones(len(pool), dtype=torch.bool)
+    rest[val] = False
+    return x, y, pool[rest], pool[val], truth[val]
+
+
+def run_digits(method: str, labels: int | str, *, seed: int = 0, settings: dict | None = None,
+               steps_scale: float = 1.0, validation: bool = False, device: torch.device | str = "cpu") -> dict:
+    """Train one method of `DIGIT_METHODS` on digits with `labels` per class and score it.
+
+    settings: its hyperparameter (`DIGIT_GRID`), e.g. {"threshold": 0.95}; missing: the default.
+    Returns {"acc": accuracy on test (or val), "curve": [[step, accuracy], ...] during training,
+    "confusion": (10, 10) counts as nested lists, row = true class}."""
+    if method not in DIGIT_METHODS:
+        raise ValueError(f"unknown digits method {method!r}; expected one of {DIGIT_METHODS}")
+    hp = {**defaults(DIGIT_GRID).get(method, {}), **(settings or {})}
+    x, y, unlabeled, eval_x, eval_y = digits_data(labels, seed, validation=validation)
+    total, curve = _steps(DIGIT_STEPS, steps_scale), []
+
+    def fit(model, step_fn, data, steps, *, callbacks=(), scored=None, offset=0):
+        scored = scored or model  # Mean Teacher is scored by its teacher
+        history = train(model, torch.optim.AdamW(param_groups(model, weight_decay=5e-4), lr=2e-3), step_fn, data,
+                        steps=steps, callbacks=callbacks, eval_fn=lambda m: {"acc": _accuracy(scored, eval_x, eval_y)},
+                        eval_every=max(1, total // CURVE_POINTS), progress=False)
+        curve.extend([offset + s, a] for s, a in zip(history.eval["step"], history.eval["acc"]))
+        return scored
+
+    batches = semi_batches(x, y, unlabeled, batch_size=32, mu=7, seed=seed)
+    set_seed(seed)
+    model = digits_cnn().to(device)
+    if method == "selftraining":  # a supervised teacher, then 3 noisy students: the same steps in all
+        per_round = total // 4
+        model = fit(model, supervised_step, batches, per_round)
+        noisy = lambda m, b: (F.cross_entropy(m(strong_augment(b[0])), b[1]), {})  # Noisy Student's views
+        for r in range(1, 4):
+            images, pseudo, _ = self_training_round(model, x, y, unlabeled, hp["threshold"])
+            set_seed(seed + r)
+            data = minibatches(images, pseudo, batch_size=min(64, len(images)), seed=seed + r)
+            model = fit(digits_cnn().to(device), noisy, data, per_round, offset=r * per_round)
+    elif method == "meanteacher":
+        ramp_up = total * 3 // 10
+        ramp, teacher = Ramp.sigmoid(hp["weight"], end=ramp_up), ema_teacher(model, decay=mean_teacher_decay(ramp_up))
+        model = fit(model, functools.partial(mean_teacher_step, teacher=teacher, weight=ramp), batches, total,
+                    callbacks=[ramp.callback, lambda state: teacher.update_parameters(state.model)], scored=teacher.module)
+    else:
+        callbacks, step_fn = [], supervised_step
+        if method == "pseudolabel":  # Lee (2013): alpha rises from 0 to its final value between 10 % and 60 % of training
+            ramp = Ramp.linear(hp["final_weight"], start=total // 10, end=total * 6 // 10)
+            step_fn, callbacks = functools.partial(pseudo_label_step, weight=ramp), [ramp.callback]
+        elif method == "pi":
+            ramp = Ramp.sigmoid(hp["weight"], end=total * 3 // 10)
+            step_fn, callbacks = functools.partial(pi_model_step, weight=ramp), [ramp.callback]
+        elif method == "fixmatch":
+            step_fn = functools.partial(fixmatch_step, threshold=hp["threshold"])
+        fit(model, step_fn, batches, total, callbacks=callbacks)
+    return _result(model, eval_x, eval_y, 10, curve)
+
+
+# ------------------------------------------------------------------------------ shapes
+def shapes_strong_augment(x: torch.Tensor) -> torch.Tensor:
+    """FixMatch's strong view for shapes, (B, 3, S, S) -> same: the weak view (shift, flip), then
+    contrast, noise and a cutout. No rotation or shear: a square turned 45 degrees is a diamond."""
+    x = finetune_augment(x)
+    b = len(x)
+    contrast = (torch.rand(b, 1, 1, 1) * 0.8 + 0.6).to(x.device)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * contrast + mean + 0.05 * torch.randn(x.shape).to(x.device)
+    return cutout(x, round(x.shape[-1] * 5 / 16)).clamp(0, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def shapes_data(labels: int, seed: int, *, validation: bool = False):
+    """(labeled x, labeled y, 5,000 unlabeled images, eval batch) from world `seed`: the first `labels`
+    images of each shape in a labeled pool; eval is 1,000 test images, or with `validation` a val
+    split of the same size as the labeled set."""
+    world = ShapesWorld(seed=seed, image_size=32)
+    pool = world.labeled(3000, attribute="shape")
+    pick = torch.cat([torch.nonzero(pool.labels == c)[:labels, 0] for c in range(len(SHAPES))])
+    evaluation = world.labeled(labels * len(SHAPES), attribute="shape", split="val") if validation else \
+        world.labeled(1000, attribute="shape", split="test")
+    return pool.images[pick], pool.labels[pick], world.images(5000).images, evaluation
+
+
+def head_from_probe(features: torch.Tensor, labels: torch.Tensor, classes: int) -> nn.Linear:
+    """The first stage of LP-FT (Kumar et al. 2022): a linear probe (`eval.linear_probe`, standardised
+    logistic regression) on frozen features (N, D), folded into one nn.Linear(D, classes) that gives the
+    same predictions, to start fine-tuning from instead of a random head (which would pull the
+    pretrained features apart while it learns)."""
+    fitted = linear_probe(features, labels, features, labels)["model"]
+    scaler, logistic = fitted[0], fitted[-1]
+    if len(logistic.classes_) != classes:
+        raise ValueError(f"the probe saw {len(logistic.classes_)} classes in its labels, expected {classes}")
+    weight = logistic.coef_ / scaler.scale_
+    bias = logistic.intercept_ - (logistic.coef_ * scaler.mean_ / scaler.scale_).sum(1)
+    head = nn.Linear(features.shape[1], classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return head
+
+
+def load_pretrained(device: torch.device | str = "cpu") -> dict:
+    """The shipped checkpoints the shapes methods start from (notebook 01's CLIP, notebook 03's MAE)
+    and notebook 03's fine-tuning recipe: {"clip", "tok", "mae", "mae_recipe"}."""
+    clip, tok, _ = load_pretrained_clip()
+    recipe = json.loads((BENCHMARK_DIR / "03_finetune_recipe.json").read_text())["chosen"]
+    return {"clip": clip.to(device), "tok": tok, "mae": load_pretrained_mae()[0].to(device), "mae_recipe": recipe}
+
+
+def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, settings: dict | None = None,
+               steps_scale: float = 1.0, validation: bool = False) -> dict:
+    """Score one shapes method ("zeroshot" or one of `SHAPE_METHODS`) at `labels` per class, on the
+    device of the `pretrained` models (`load_pretrained`). settings: its hyperparameters
+    (`SHAPE_GRID`; FixMatch also takes the fine-tuning "lr"). Returns {"acc", "curve", "confusion"}."""
+    if method != "zeroshot" and method not in SHAPE_METHODS:
+        raise ValueError(f"unknown shapes method {method!r}; expected 'zeroshot' or one of {SHAPE_METHODS}")
+    hp = {"lr": SHAPE_GRID["ft_clip"][1][0], **defaults(SHAPE_GRID).get(method, {}), **(settings or {})}
+    clip, classes = pretrained["clip"], len(SHAPES)
+    device = clip.logit_scale.device
+    x, y, unlabeled, evaluation = shapes_data(max(labels, 1), seed, validation=validation)
+    eval_x, eval_y = evaluation.images, evaluation.labels
+    if method == "zeroshot":  # prompts only: the labeled images are not read
+        return {"acc": zero_shot_accuracy(clip, pretrained["tok"], evaluation, object_prompts())["shape"],
+                "curve": [], "confusion": None}
+    if method == "probe_clip":
+        with torch.no_grad():
+            tower = clip.image_encoder.eval()
+            features = lambda images: torch.cat([tower(images[i:i + 1000].to(device)).cpu() for i in range(0, len(images), 1000)])
+            probe = linear_probe(features(x), y, features(eval_x), eval_y)
+        return {"acc": probe["accuracy"], "curve": [], "confusion": confusion_matrix(probe["pred"], eval_y, classes).tolist()}
+    total, curve = _steps(SHAPE_STEPS, steps_scale), []
+    eval_fn = lambda m: {"acc": _accuracy(m, eval_x, eval_y)}
+    if method in ("ft_mae", "scratch_vit"):
+        set_seed(0)  # notebook 03's random initialisation of the same ViT
+        encoder = pretrained["mae"].encoder if method == "ft_mae" else MaskedAutoencoder(**SHAPES_MAE_CONFIG).encoder.to(device)
+        model, history = finetune_mae(encoder, x, y, classes, steps=total, seed=seed, eval_fn=eval_fn, desc=None,
+                                      **pretrained["mae_recipe"])
+    else:
+        set_seed(seed)
+        if method == "scratch_cnn":
+            tower = SmallCNN(image_size=32)
+            head = nn.Linear(tower.embed_dim, classes)
+        else:  # LP-FT: CLIP's tower with the linear probe as its starting head
+            tower = copy.deepcopy(clip.image_encoder).eval()
+            with torch.no_grad():
+                head = head_from_probe(tower(x.to(device)).cpu(), y, classes)
+        model = nn.Sequential(tower, head).to(device)
+        opt = torch.optim.AdamW(param_groups(model, weight_decay=0.05), lr=hp["lr"])
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warmup=max(1, total // 10)))
+        if method == "fixmatch_clip":
+            step_fn = functools.partial(fixmatch_step, threshold=hp["threshold"], weak=finetune_augment,
+                                        strong=shapes_strong_augment)
+            data = semi_batches(x, y, unlabeled, batch_size=32, mu=7, seed=seed)
+        else:
+            step_fn = lambda m, b: (F.cross_entropy(m(finetune_augment(b[0])), b[1], label_smoothing=0.1), {})
+            data = minibatches(x, y, batch_size=min(32, len(x)), seed=seed)
+        history = train(model, opt, step_fn, data, steps=total, scheduler=sched, eval_fn=eval_fn,
+                        eval_every=max(1, total // CURVE_POINTS), progress=False)
+    curve = list(zip(history.eval["step"], history.eval["acc"]))
+    return _result(model, eval_x, eval_y, classes, curve)
+
+
+# ------------------------------------------------------------------------------ shared
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (predict_probs(model, images).argmax(-1) == labels).float().mean().item()
+
+
+def _result(model: nn.Module, eval_x: torch.Tensor, eval_y: torch.Tensor, classes: int, curve) -> dict:
+    pred = predict_probs(model, eval_x).argmax(-1)
+    return {"acc": (pred == eval_y).float().mean().item(), "curve": [[int(s), round(float(a), 4)] for s, a in curve],
+            "confusion": confusion_matrix(pred, eval_y, classes).tolist()}
+
+
+def choose(grid: dict, score, *, fixed: dict | None = None) -> tuple[dict, dict]:
+    """Each method's hyperparameter value with the best validation score (ties: the first, its default).
+
+    grid: {method: (parameter, values)}; score(method, settings) -> validation accuracy; `fixed`
+    settings are added to every trial. Returns ({method: {parameter: chosen}}, {method: the scores})."""
+    chosen, scores = {}, {}
+    for method, (name, values) in grid.items():
+        accs = [float(score(method, {**(fixed or {}), name: v})) for v in values]
+        best = values[int(np.argmax(accs))]  # argmax returns the first of equal maxima
+        chosen[method] = {**(fixed or {}), name: best}
+        scores[method] = {"parameter": name, "values": list(values), "val_acc": [round(a, 4) for a in accs]}
+    return chosen, scores
+
+
+# ------------------------------------------------------------------------------ reading the results
+METHOD_NAMES = {"supervised": "supervised only", "pseudolabel": "pseudo-label (Lee)", "selftraining": "self-training",
+                "pi": "Π-model", "meanteacher": "Mean Teacher", "fixmatch": "FixMatch", "zeroshot": "zero-shot CLIP",
+                "probe_clip": "probe on CLIP", "ft_clip": "fine-tune CLIP", "ft_mae": "fine-tune MAE",
+                "scratch_cnn": "CNN from scratch", "scratch_vit": "ViT from scratch", "fixmatch_clip": "FixMatch from CLIP"}
+
+
+def parse_key(key: str) -> tuple[str, str, str]:
+    """"shapes_probe_clip_5" -> ("shapes", "probe_clip", "5")."""
+    task, rest = key.split("_", 1)
+    method, labels = rest.rsplit("_", 1)
+    return task, method, labels
+
+
+def grid(bench: dict, task: str) -> dict[str, dict[str, dict]]:
+    """{method: {labels: {"per_seed", "mean", "std"}}} of one task, in the benchmark's order."""
+    out: dict[str, dict[str, dict]] = {}
+    for key, m in bench["metrics"].items():
+        t, method, labels = parse_key(key)
+        if t == task:
+            out.setdefault(method, {})[labels] = m
+    if not out:
+        raise ValueError(f"no metrics for task {task!r}; the benchmark has {sorted({parse_key(k)[0] for k in bench['metrics']})}")
+    return out
+
+
+def grid_table(bench: dict, task: str) -> str:
+    """Mean ± std over the seeds, one row per method, one column per label count."""
+    table = grid(bench, task)
+    columns = list(dict.fromkeys(labels for row in table.values() for labels in row))
+    lines = [f"{task + ': labels per class':22s}" + "".join(f"{c:>15s}" for c in columns)]
+    for method, row in table.items():
+        cells = [f"{row[c]['mean']:.3f} ± {row[c]['std']:.3f}" if c in row else "" for c in columns]
+        lines.append(f"{METHOD_NAMES.get(method, method):22s}" + "".join(f"{c:>15s}" for c in cells))
+    return "\n".join(lines)
+
+
+def verdicts(bench: dict, task: str, *, baseline: str) -> list[str]:
+    """For each label count: the best method by mean, whether it beats the runner-up and `baseline`
+    at every seed or by more than two standard deviations (`results.ordering`), or is within noise."""
+    from .results import ordering
+
+    table = grid(bench, task)
+    columns = list(dict.fromkeys(labels for row in table.values() for labels in row))
+    lines = []
+    for labels in columns:
+        ranked = sorted((m for m in table if labels in table[m]), key=lambda m: -table[m][labels]["mean"])
+        if len(ranked) < 2:
+            continue
+        best, second = ranked[:2]
+        key = lambda m: f"{task}_{m}_{labels}"
+        where = "every label" if labels == "all" else f"{labels} per class"
+        line = f"{where}: best {METHOD_NAMES[best]} {table[best][labels]['mean']:.3f}; " + \
+               ordering(bench, key(best), key(second))
+        base = baseline if baseline in table and labels in table[baseline] else None
+        if base and base not in (best, second):
+            line += "; " + ordering(bench, key(best), key(base))
+        lines.append(line)
+    return lines
+
+
+def plot_label_efficiency(bench: dict, *, all_x: float = 130.0):
+    """Accuracy against labels per class (log axis), one line per method with ± std bars, digits and
+    shapes side by side. Digits' "all" is drawn at `all_x` labels per class; zero-shot as a line."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, task in zip(axes, ("digits", "shapes")):
+        for method, row in grid(bench, task).items():
+            if method == "zeroshot":
+                ax.axhline(row["0"]["mean"], color="k", ls="--", lw=1.2, label=f"{METHOD_NAMES[method]} (0 labels)")
+                continue
+            xs = [all_x if c == "all" else int(c) for c in row]
+            ax.errorbar(xs, [m["mean"] for m in row.values()], yerr=[m["std"] for m in row.values()], marker="o",
+                        ms=4, capsize=3, label=METHOD_NAMES.get(method, method))
+        ticks = sorted({all_x if c == "all" else int(c) for row in grid(bench, task).values() for c in row if c != "0"})
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, ["all" if t == all_x else str(t) for t in ticks])
+        ax.set_xlabel("labels per class (log scale)")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{task}: mean ± std over seeds {bench['seeds']}")
+        ax.axhline(0.1 if task == "digits" else 1 / len(SHAPES), color="gray", ls=":", lw=1, label="chance")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig, axes
+
+
+def plot_run(bench: dict, task: str, method: str, labels: str):
+    """One cell of the grid: its test accuracy during training at every seed, and its confusion
+    matrix at the first seed. Returns (figure, one line of text)."""
+    import matplotlib.pyplot as plt
+
+    key = f"{task}_{method}_{labels}"
+    if key not in bench["metrics"]:
+        raise ValueError(f"{key!r} is not in the benchmark; it has e.g. {list(bench['metrics'])[:3]}")
+    runs, m = bench["runs"][key], bench["metrics"][key]
+    classes = [str(d) for d in range(10)] if task == "digits" else list(SHAPES)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
+    for seed, run in runs.items():
+        if run["curve"]:
+            steps, accs = zip(*run["curve"])
+            axes[0].plot(steps, accs, marker=".", label=f"seed {seed}")
+    axes[0].set_xlabel("step"); axes[0].set_ylabel("test accuracy"); axes[0].set_ylim(0, 1.02)
+    axes[0].set_title(f"{METHOD_NAMES.get(method, method)}, {labels} labels per class")
+    if any(run["curve"] for run in runs.values()):
+        axes[0].legend(fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "no training: nothing to plot", ha="center", transform=axes[0].transAxes)
+    first = runs[str(bench["seeds"][0])]["confusion"]
+    if first is None:
+        axes[1].axis("off")
+        axes[1].text(0.5, 0.5, "no confusion matrix stored", ha="center")
+    else:
+        cm = np.array(first, dtype=float)
+        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        image = axes[1].imshow(cm, cmap="Blues", vmin=0, vmax=1)
+        fig.colorbar(image, ax=axes[1], fraction=0.046, label="share of the true class")
+        axes[1].set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+        axes[1].set_yticks(range(len(classes)), classes, fontsize=8)
+        axes[1].set_xlabel("predicted"); axes[1].set_ylabel("true")
+        axes[1].set_title(f"confusion, seed {bench['seeds'][0]} (rows sum to 1)")
+    fig.tight_layout()
+    per_seed = ", ".join(f"{v:.3f}" for v in m["per_seed"])
+    return fig, f"{key}: {m['mean']:.3f} ± {m['std']:.3f} over seeds {bench['seeds']} ({per_seed})"
