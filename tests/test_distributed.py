@@ -49,6 +49,7 @@ def _worker(rank: int, init_file: str, out: str) -> None:
         ref = SigLipLoss(rank=rank, world_size=WORLD, **({"dist_impl": impl} if newer else {}))
         compare(f"siglip vs {impl}", siglip_loss, ref, 10.0, -10.0)
     torch.save(results, f"{out}/{rank}.pt")
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -112,6 +113,7 @@ def _train_worker(rank: int, init_file: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     model, history = _fit()
     torch.save({"state": model.state_dict(), "loss": history.train["loss"]}, f"{out}/train{rank}.pt")
+    dist.barrier()
     dist.destroy_process_group()
 
 
@@ -135,6 +137,8 @@ from vlmlearn.train import setup_distributed
 rank, size, device = setup_distributed()
 model, history = _fit(steps=5)
 torch.save({{"rank": rank, "size": size, "device": str(device), "loss": history.train["loss"]}}, f"{out}/run{{rank}}.pt")
+torch.distributed.barrier()
+torch.distributed.destroy_process_group()  # leave together: a rank that exits first can abort the other's teardown
 """
 
 
