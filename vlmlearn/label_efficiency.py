@@ -35,7 +35,7 @@ from torch import nn
 
 from .contrastive import load_pretrained_clip, object_prompts, zero_shot_accuracy
 from .data import SHAPES, ShapesWorld, load_digits_split
-from .eval import confusion_matrix, linear_probe
+from .eval import confusion_matrix, embed, linear_probe
 from .masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae, warmup_cosine
 from .models import SmallCNN
 from .results import BENCHMARK_DIR
@@ -214,10 +214,8 @@ def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, set
         return {"acc": zero_shot_accuracy(clip, pretrained["tok"], evaluation, object_prompts())["shape"],
                 "curve": [], "confusion": None}
     if method == "probe_clip":
-        with torch.no_grad():
-            tower = clip.image_encoder.eval()
-            features = lambda images: torch.cat([tower(images[i:i + 1000].to(device)).cpu() for i in range(0, len(images), 1000)])
-            probe = linear_probe(features(x), y, features(eval_x), eval_y)
+        features = lambda images: embed(clip.image_encoder, images, batch_size=1000, normalize=False)
+        probe = linear_probe(features(x), y, features(eval_x), eval_y)
         return {"acc": probe["accuracy"], "curve": [], "confusion": confusion_matrix(probe["pred"], eval_y, classes).tolist()}
     total, curve = _steps(SHAPE_STEPS, steps_scale), []
     eval_fn = lambda m: {"acc": _accuracy(m, eval_x, eval_y)}
@@ -232,9 +230,8 @@ def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, set
             tower = SmallCNN(image_size=32)
             head = nn.Linear(tower.embed_dim, classes)
         else:  # LP-FT: CLIP's tower with the linear probe as its starting head
-            tower = copy.deepcopy(clip.image_encoder).eval()
-            with torch.no_grad():
-                head = head_from_probe(tower(x.to(device)).cpu(), y, classes)
+            tower = copy.deepcopy(clip.image_encoder)
+            head = head_from_probe(embed(tower, x, batch_size=1000, normalize=False), y, classes)
         model = nn.Sequential(tower, head).to(device)
         opt = torch.optim.AdamW(param_groups(model, weight_decay=0.05), lr=hp["lr"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warmup=max(1, total // 10)))
