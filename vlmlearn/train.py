@@ -221,7 +221,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
           data: Callable[[int], Any] | Iterable, *, steps: int, max_seconds: float | None = None,
           eval_fn: Callable[[nn.Module], dict[str, float]] | None = None, eval_every: int | None = None,
           callbacks: Iterable[Callable[[TrainState], None]] = (), scheduler=None, grad_clip: float | None = None,
-          amp: bool = True, checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
+          amp: bool | torch.dtype = True, checkpoint: str | Path | None = None, checkpoint_every: int | None = None,
           progress: bool = True, desc: str = "train") -> History:
     """Train `model` for `steps` optimizer steps (or until `max_seconds`) and return its History.
 
@@ -236,13 +236,14 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     After every optimizer step, `logit_scale` parameters are clamped (`clamp_logit_scales_`).
     Submodules whose parameters are all frozen stay in eval mode (`set_train_mode`).
         amp: mixed precision as `autocast_dtype` picks it for the model's device (bf16, or fp16
-            with a GradScaler, on CUDA; nothing on CPU and MPS).
+            with a GradScaler, on CUDA; nothing on CPU and MPS), or the autocast dtype to use.
         checkpoint: a file path. If it exists, training resumes from it; it is written every
             `checkpoint_every` steps and at the end. Loading uses weights_only=True.
 
     Under torchrun (a process group of more than one rank): the model is wrapped in
     DistributedDataParallel and step functions get the wrapped model; each rank takes its contiguous
-    share of every global batch from `data`; logged metrics are the mean over ranks; only rank 0
+    share of every global batch from `data` (unless `data.per_rank` says its batches are already this
+    rank's share, as `vlmlearn.data.StepLoader`'s are); logged metrics are the mean over ranks; only rank 0
     shows progress and writes the checkpoint.
     """
     if steps < 0:
@@ -257,10 +258,10 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     if checkpoint is not None and Path(checkpoint).is_file():
         start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
     get_batch = data if callable(data) else _cycle(data, start)
-    if size > 1:
+    if size > 1 and not getattr(data, "per_rank", False):
         get_batch = _shard(get_batch, rank, size)
-    dtype = autocast_dtype(device) if amp else None
-    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    dtype = amp if isinstance(amp, torch.dtype) else autocast_dtype(device) if amp else None
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     bar = _progress(range(start, steps), progress and rank == 0, desc)
     t0, state = time.perf_counter() - history.seconds, None
     history.stopped_by = "steps"

@@ -7,5 +7,6 @@ from .captions import (ANSWERS, ANSWERS_BY_TYPE, ATTRIBUTES, COLORS, POSITIONS, 
                        caption_from_attributes, caption_matches, caption_vocabulary, content_keys, drop_function_words,
                        hard_negative_captions, names_heldout, paraphrases, parse_caption, size_swapped_captions,
                        text_names_heldout, vqa_statement)
+from .loader import DATASET_TYPES, Collate, StepLoader, TrainPairs, read_pairs, read_rgb
 from .shapes import NOISE_KINDS, Batch, ShapesWorld
 from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer, trim_padding
