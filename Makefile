@@ -7,7 +7,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: install test unit notebooks course table lab bench bench-capstone clean test-oldest pretrain
+.PHONY: install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,10 @@ pretrain: install
 # notebook 09's grid (benchmarks/results/09_label_efficiency.json)
 bench-capstone: install
 	$(PY) benchmarks/label_efficiency.py
+
+# vlmlearn.train_clip beside open_clip_train on one model and CSV (benchmarks/results/10_throughput_vs_open_clip.json)
+bench-throughput: install
+	$(PY) benchmarks/throughput_vs_open_clip.py
 
 bench: install
 	$(PY) benchmarks/bench_data_and_loop.py

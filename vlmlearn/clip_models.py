@@ -20,6 +20,9 @@ import torch
 from torch import nn
 
 COURSE_MODELS = ("shapes-clip",)
+# open_clip configs that ship with the course; `create` registers them by name. vlmlearn-tiny: a ViT on 32 px images
+# in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each (7.2 M parameters, 6.3 M of them word embeddings)
+CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
 
 
 @dataclass
@@ -43,7 +46,7 @@ def plain_transform(image_size: int) -> Callable:
 def model_names() -> list[str]:
     import open_clip
 
-    return [*COURSE_MODELS, *open_clip.list_models()]
+    return [*COURSE_MODELS, *(p.stem for p in sorted(CONFIG_DIR.glob("*.json"))), *open_clip.list_models()]
 
 
 def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str] | None = None, image_size: int = 32,
@@ -52,8 +55,8 @@ def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str
 
     Args:
         name: "shapes-clip" (notebook 01's `shapes_clip`: SmallCNN and a word-level TextTransformer), an open_clip
-            model name (`open_clip.list_models()`), or the path of an open_clip model config JSON, registered
-            with `open_clip.add_model_config` under its file name.
+            model name (`open_clip.list_models()`, or "vlmlearn-tiny" from CONFIG_DIR), or the path of an open_clip
+            model config JSON, registered with `open_clip.add_model_config` under its file name.
         texts / vocab: shapes-clip's word vocabulary: the words of `texts` (the training captions), or `vocab`
             as given; neither: ShapesWorld's `caption_vocabulary()`.
         image_size, context_length: shapes-clip's input sizes (open_clip models carry their own).
@@ -75,7 +78,9 @@ def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str
     import open_clip
 
     record = {"model": name, "library": "open_clip"}
-    if name.endswith(".json"):
+    if (CONFIG_DIR / f"{name}.json").is_file():
+        open_clip.add_model_config(CONFIG_DIR / f"{name}.json")
+    elif name.endswith(".json"):
         config = Path(name)
         if not config.is_file():
             raise FileNotFoundError(f"model config not found: {config}")
