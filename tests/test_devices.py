@@ -6,6 +6,7 @@ that meets it raises "... is not on the expected device ...". Errors about *read
 CUDA or MPS is present, the same calls run there for real.
 """
 import functools
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,9 @@ import torch
 from vlmlearn.contrastive import (DualEncoder, binding_accuracy, clip_step, consistency_clip_step,
                                   image_text_similarity, object_prompts, pair_similarity, retrieval_metrics,
                                   siglip_step, zero_shot_accuracy)
-from vlmlearn.data import ANSWERS, ShapesWorld, WordTokenizer, caption_vocabulary
+from vlmlearn.clip_models import plain_transform
+from vlmlearn.data import ANSWERS, Collate, ShapesWorld, StepLoader, TrainPairs, WordTokenizer, caption_vocabulary, read_pairs
+from vlmlearn.eval_retrieval import retrieval_scores
 from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
 from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes, shapes_strong_augment
 from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, predict_each_word
@@ -31,6 +34,7 @@ DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else []) + (
 WORLD = ShapesWorld(seed=0, image_size=16)
 PAIRS = WORLD.pairs(8)
 VQA = WORLD.vqa(8)
+SAMPLES = read_pairs("coco", Path(__file__).resolve().parents[1] / "data" / "samples" / "coco" / "captions.json")
 TOK = WordTokenizer.from_texts(caption_vocabulary() + VQA.questions + list(ANSWERS), context_length=20)
 
 
@@ -97,6 +101,11 @@ def helpers(device):
     return [
         ("train", lambda: train(model, torch.optim.AdamW(param_groups(model, 0.1)), clip_step,
                                 lambda step: (PAIRS.images, TOK(PAIRS.captions)), steps=1, progress=False)),
+        ("train from StepLoader", lambda: train(model, torch.optim.AdamW(param_groups(model, 0.1)),
+                                                lambda m, b: clip_step(m, b[:2]), StepLoader(
+                                                    TrainPairs(SAMPLES, plain_transform(16)), 8, collate=Collate(TOK)),
+                                                steps=1, progress=False)),
+        ("eval_retrieval.retrieval_scores", lambda: retrieval_scores(model, TOK, SAMPLES, plain_transform(16))),
         ("clamp_logit_scales_", lambda: clamp_logit_scales_(model)),
         ("ema_teacher, scheduled", lambda: [teacher.update_parameters(student) for _ in range(3)]),
         ("image_text_similarity", lambda: image_text_similarity(model, TOK, PAIRS.images, PAIRS.captions)),
