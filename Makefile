@@ -7,7 +7,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -23,7 +23,7 @@ unit: install
 	$(PY) -m pytest tests -q
 
 notebooks: install
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q --ignore=notebooks/exercises
 
 course: install
 	$(PY) -m vlmlearn.course
@@ -44,6 +44,10 @@ test-oldest: install
 	$(OLDEST_VENV)/bin/python -m pytest tests -q
 	$(OLDEST_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q \
 		notebooks/08_consistency_regularization.ipynb
+
+# the learner's copies, notebooks/exercises/, from the cell tags of the full notebooks
+student-notebooks: install
+	$(PY) tools/make_student_notebooks.py
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks

@@ -15,6 +15,17 @@ import torch
 from .contrastive import pair_similarity
 
 
+def keep_most_similar(scores: torch.Tensor, keep_fraction: float) -> torch.Tensor:
+    """CLIP-score filtering (as LAION was built): a bool mask (N,) keeping exactly round(keep_fraction * N) pairs,
+    those with the highest scores (N,)."""
+    if not 0.0 <= keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction must be in [0, 1], got {keep_fraction}")
+    scores = torch.as_tensor(scores)
+    keep = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
+    keep[torch.argsort(scores, descending=True)[: round(keep_fraction * len(scores))]] = True
+    return keep
+
+
 @dataclass
 class Bootstrapped:
     images: torch.Tensor          # (M, C, S, S) one row per kept (image, caption) pair

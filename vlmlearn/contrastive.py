@@ -9,6 +9,7 @@ CLIP (Radford et al. 2021): `train` clamps it in place after each optimizer step
 """
 from __future__ import annotations
 
+import functools
 import math
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,12 +62,13 @@ class DualEncoder(nn.Module):
         return out if negative_ids is None else (*out, self.encode_text(negative_ids))
 
 
-def clip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
-    """(images, ids) or (images, ids, hard_negative_ids) -> InfoNCE loss, with the temperature logged."""
+def clip_step(model: DualEncoder, batch: tuple, loss_fn: Callable = clip_loss) -> tuple[torch.Tensor, dict[str, float]]:
+    """(images, ids) or (images, ids, hard_negative_ids) -> InfoNCE loss, with the temperature logged.
+    `loss_fn(image_features, text_features, scale[, hard_negative_features])` is `clip_loss` unless a notebook
+    trains with the learner's own."""
     images, ids, *rest = batch
     img, txt, scale, *negatives = model(images, ids, *rest)
-    loss = clip_loss(img, txt, scale, hard_negatives=negatives[0] if negatives else None)
-    return loss, {"temperature": 1 / scale.item()}
+    return loss_fn(img, txt, scale, *negatives), {"temperature": 1 / scale.item()}
 
 
 def siglip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
@@ -99,8 +101,8 @@ def shapes_clip(vocab_size: int, *, image_size: int = 32, context_length: int = 
 
 
 def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_negative_ids: torch.Tensor | None = None,
-             *, steps: int, batch_size: int = 256, seed: int = 0, desc: str | None = "CLIP"):
-    """Notebook 01's recipe: InfoNCE (`clip_step`, with one hard-negative caption per image when given),
+             *, steps: int, batch_size: int = 256, seed: int = 0, desc: str | None = "CLIP", loss_fn: Callable = clip_loss):
+    """Notebook 01's recipe: InfoNCE (`clip_step` with `loss_fn`, with one hard-negative caption per image when given),
     AdamW at weight decay 0.1 on weight matrices only (`param_groups`), a one-cycle schedule peaking at
     2e-3 after 10 % of `steps`, batches of `batch_size` pairs drawn with `seed`.
     images (N, 3, S, S), ids and hard_negative_ids (N, L). Returns the History; the model ends in eval mode."""
@@ -109,7 +111,8 @@ def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_n
     tensors = (images, ids) if hard_negative_ids is None else (images, ids, hard_negative_ids)
     opt = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=1e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    return train(model, opt, clip_step, minibatches(*tensors, batch_size=batch_size, seed=seed), steps=steps,
+    step = clip_step if loss_fn is clip_loss else functools.partial(clip_step, loss_fn=loss_fn)
+    return train(model, opt, step, minibatches(*tensors, batch_size=batch_size, seed=seed), steps=steps,
                  scheduler=sched, max_seconds=4 * steps, desc=desc or "", progress=desc is not None)  # the cap guards runaway machines
 
 

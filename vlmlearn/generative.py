@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -82,22 +82,31 @@ class Captioner(nn.Module):
         given_on = images.device  # the ids come back on the images' device; the work runs on the model's
         images = images.to(self.image_proj.weight.device)
         memory = self.encode_image(images)
-        ids = torch.full((len(images), 1), self.bos_id, dtype=torch.long, device=images.device)
-        done = torch.zeros(len(images), dtype=torch.bool, device=images.device)
-        for _ in range(length - 1):
-            logits = self.decode(memory, ids)[:, -1]
-            if temperature == 0:
-                nxt = logits.argmax(-1)
-            else:
-                probs = (logits / temperature).softmax(-1)
-                nxt = torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(images.device)
-            nxt = torch.where(done, torch.full_like(nxt, self.pad_id), nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-            done |= nxt == self.eos_id
-            if done.all():
-                break
+        if temperature == 0:
+            pick = lambda logits: logits.argmax(-1)
+        else:
+            pick = lambda logits: torch.multinomial((logits / temperature).softmax(-1).cpu(), 1,
+                                                    generator=generator)[:, 0].to(images.device)
+        ids = greedy_decode(lambda ids: self.decode(memory, ids)[:, -1], len(images), self.bos_id, self.eos_id,
+                            self.pad_id, length, pick=pick, device=images.device)
         self.train(was_training)
-        return F.pad(ids, (0, length - ids.shape[1]), value=self.pad_id).to(given_on)
+        return ids.to(given_on)
+
+
+def greedy_decode(next_logits: Callable[[torch.Tensor], torch.Tensor], batch_size: int, bos_id: int, eos_id: int,
+                  pad_id: int, max_length: int, *, pick: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                  device: torch.device | str | None = None) -> torch.Tensor:
+    """Decode one word at a time: `next_logits(ids (B, t)) -> (B, V)` logits of the next word. Every row starts with
+    bos_id and takes the argmax word (or `pick(logits)`, e.g. a sample) until it has produced eos_id or max_length
+    tokens; after its end token a row holds pad_id. Returns (B, max_length) int64 on `device`."""
+    pick = pick or (lambda logits: logits.argmax(-1))
+    ids = torch.full((batch_size, 1), bos_id, dtype=torch.long, device=device)
+    done = torch.zeros(batch_size, dtype=torch.bool, device=device)
+    while ids.shape[1] < max_length and not done.all():
+        nxt = torch.where(done, pad_id, pick(next_logits(ids)).to(ids.device))
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        done |= nxt == eos_id
+    return F.pad(ids, (0, max_length - ids.shape[1]), value=pad_id)
 
 
 def captioning_step(model: Captioner, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:

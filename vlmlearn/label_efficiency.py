@@ -259,6 +259,13 @@ def _result(model: nn.Module, eval_x: torch.Tensor, eval_y: torch.Tensor, classe
             "confusion": confusion_matrix(pred, eval_y, classes).tolist()}
 
 
+def pick_best(values: list, val_scores: list[float]):
+    """The value with the highest validation score; of equal scores the first (list the default first)."""
+    if len(values) != len(val_scores) or not values:
+        raise ValueError(f"expected one validation score per value, got {len(values)} values and {len(val_scores)} scores")
+    return values[int(np.argmax(val_scores))]  # argmax returns the first of equal maxima
+
+
 def choose(grid: dict, score, *, fixed: dict | None = None) -> tuple[dict, dict]:
     """Each method's hyperparameter value with the best validation score (ties: the first, its default).
 
@@ -267,7 +274,7 @@ def choose(grid: dict, score, *, fixed: dict | None = None) -> tuple[dict, dict]
     chosen, scores = {}, {}
     for method, (name, values) in grid.items():
         accs = [float(score(method, {**(fixed or {}), name: v})) for v in values]
-        best = values[int(np.argmax(accs))]  # argmax returns the first of equal maxima
+        best = pick_best(values, accs)
         chosen[method] = {**(fixed or {}), name: best}
         scores[method] = {"parameter": name, "values": list(values), "val_acc": [round(a, 4) for a in accs]}
     return chosen, scores

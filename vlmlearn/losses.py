@@ -121,3 +121,12 @@ def siglip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit
     labels = -torch.ones_like(logits)
     labels[:, rank * b:(rank + 1) * b] += 2 * torch.eye(b, device=logits.device, dtype=logits.dtype)  # +1 on the pairs
     return -F.logsigmoid(labels * logits).sum() / b
+
+
+def logits_bytes(global_batch: int, world: int, local_loss: bool, bytes_per_number: int = 4) -> int:
+    """Bytes of the two logits matrices (images to captions, captions to images) that `clip_loss` builds on each of
+    `world` processes for a global batch of N pairs: N x N each, or b x N with `local_loss` (b = N / world)."""
+    if global_batch % world:
+        raise ValueError(f"a global batch of {global_batch} does not split evenly over {world} processes")
+    rows = global_batch // world if local_loss else global_batch
+    return 2 * rows * global_batch * bytes_per_number

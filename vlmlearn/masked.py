@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 import torch
@@ -95,11 +96,15 @@ class MAEEncoder(nn.Module):
         w = self.patch_embed.weight
         nn.init.xavier_uniform_(w.view(len(w), -1))  # as MAE: like a linear layer on flattened patches
 
+    masking = staticmethod(random_masking)  # (tokens, mask_ratio, noise) -> (kept, mask, ids_restore); a notebook may swap in the learner's
+
     def forward_masked(self, images: torch.Tensor, mask_ratio: float, noise: torch.Tensor | None = None):
         """(B, C, S, S) -> (latent (B, 1 + K, width) with the CLS token first, mask (B, N), ids_restore (B, N))."""
         check_images(images, self.in_channels, self.image_size)
         patches = self.patch_embed(images).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W)
-        kept, mask, ids_restore = random_masking(patches, mask_ratio, noise)
+        if noise is None:
+            noise = torch.rand(len(images), self.num_patches, device=patches.device)
+        kept, mask, ids_restore = self.masking(patches, mask_ratio, noise)
         tokens = torch.cat([self.cls_token.expand(len(images), -1, -1), kept], dim=1)
         return self.norm(self.blocks(tokens)), mask, ids_restore
 
@@ -280,11 +285,12 @@ SHAPES_MAE_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoi
 
 def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_size: int = 64, seed: int = 0,
                  device: torch.device | str = "cpu", config: dict | None = None, callbacks=(),
-                 desc: str | None = "MAE pretraining"):
+                 desc: str | None = "MAE pretraining", masking: Callable | None = None):
     """MAE pretraining with the paper's optimiser on unlabeled `images` (N, 3, 32, 32): a fresh
     `MaskedAutoencoder(**SHAPES_MAE_CONFIG)` (seeded by `seed`; `config` overrides some of its entries,
     e.g. `{"mask_ratio": 0.6}`), AdamW (betas 0.9, 0.95, weight decay 0.05 on weight matrices), linear
-    warm-up then cosine decay. The recipe of the shipped checkpoint (`benchmarks/pretrain_mae.py`).
+    warm-up then cosine decay. The recipe of the shipped checkpoint (`benchmarks/pretrain_mae.py`). `masking`
+    replaces `random_masking` (same contract), as notebook 03 does with the learner's.
     Returns (model in eval mode, History)."""
     from .train import minibatches, param_groups, set_seed, train
 
@@ -293,6 +299,8 @@ def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_
         raise ValueError(f"config can override {sorted(SHAPES_MAE_CONFIG)}, got unknown {sorted(unknown)}")
     set_seed(seed)
     model = MaskedAutoencoder(**{**SHAPES_MAE_CONFIG, **(config or {})}).to(device)
+    if masking is not None:
+        model.encoder.masking = masking
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=lr, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, warmup=max(1, min(500, steps // 10))))
     history = train(model, opt, mae_step, minibatches(images, batch_size=batch_size, seed=seed), steps=steps,
@@ -377,7 +385,7 @@ def copy_vitmae_weights(model: MaskedAutoencoder, hf_model) -> MaskedAutoencoder
 
 # ---------------------------------------------------------------- masked language modeling
 
-def mask_tokens(ids: torch.Tensor, *, mask_id: int, vocab_size: int, special_ids: tuple[int, ...] = (0, 1, 2, 3, 4),
+def mask_tokens(ids: torch.Tensor, mask_id: int, vocab_size: int, special_ids: tuple[int, ...] = (0, 1, 2, 3, 4),
                 mask_prob: float = 0.15, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's corruption: choose `mask_prob` of the non-special tokens; of those, 80 % become the mask
     token, 10 % a random word, 10 % stay as they are.

@@ -195,22 +195,34 @@ def confident_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def fixmatch_step(model: nn.Module, batch: tuple, *, threshold: float = 0.95, weight: float = 1.0,
                   weak: Callable[[torch.Tensor], torch.Tensor] = weak_augment,
-                  strong: Callable[[torch.Tensor], torch.Tensor] = strong_augment):
+                  strong: Callable[[torch.Tensor], torch.Tensor] = strong_augment,
+                  unlabeled_loss: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None):
     """FixMatch (Sohn et al. 2020): the weak view of an unlabeled image gives a hard pseudo-label
     when the model is confident (>= threshold); the strong view is trained to predict it. No
     ramp-up, as in the paper: the threshold already keeps early, unconfident guesses out.
     `weak` and `strong` make the views (B, C, H, W) -> same; the defaults are made for digits.
 
+    `unlabeled_loss(logits_weak, logits_strong, threshold)` is `fixmatch_unlabeled_loss` unless a notebook trains
+    with the learner's own.
+
     Metrics: mask_rate (fraction of unlabeled images above the threshold).
     """
+    unlabeled_loss = unlabeled_loss or fixmatch_unlabeled_loss
     x, y, u = batch
     logits = model(torch.cat([weak(x), weak(u), strong(u)]))
     logits_x, logits_weak, logits_strong = logits[: len(x)], *logits[len(x):].chunk(2)
+    unsup = unlabeled_loss(logits_weak, logits_strong, threshold)
+    mask_rate = confident_mask(logits_weak.detach().softmax(-1), threshold).float().mean().item()
+    return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask_rate}
+
+
+def fixmatch_unlabeled_loss(logits_weak: torch.Tensor, logits_strong: torch.Tensor, threshold: float) -> torch.Tensor:
+    """FixMatch's unlabeled term: logits (U, K) of the weak and strong views. Where the weak view's top probability
+    is >= threshold its argmax is a hard pseudo-label (no gradient through it), and the strong view's
+    cross-entropy against it is averaged over all U images (those below the threshold count as 0)."""
     probs = logits_weak.detach().softmax(-1)
     mask = confident_mask(probs, threshold).float()
-    pseudo = probs.argmax(-1)
-    unsup = (F.cross_entropy(logits_strong, pseudo, reduction="none") * mask).mean()
-    return F.cross_entropy(logits_x, y) + weight * unsup, {"mask_rate": mask.mean().item()}
+    return (F.cross_entropy(logits_strong, probs.argmax(-1), reduction="none") * mask).mean()
 
 
 def ema_teacher(model: nn.Module, decay: float | Callable[[int], float] = 0.99) -> nn.Module:
@@ -284,15 +296,18 @@ def select_pseudo_labels(probs: torch.Tensor, threshold: float) -> tuple[torch.T
 
 
 def self_training_round(teacher: nn.Module, labeled_x: torch.Tensor, labeled_y: torch.Tensor,
-                        unlabeled_x: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                        unlabeled_x: torch.Tensor, threshold: float, *,
+                        select: Callable[[torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]] = select_pseudo_labels
+                        ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """One offline round: the teacher labels the unlabeled pool; the confident part joins the labeled set.
 
-    Takes images only: the pool's true labels are never an argument. Returns (images, labels) to
+    Takes images only: the pool's true labels are never an argument. `select(probs, threshold)` picks the
+    pseudo-labels (`select_pseudo_labels`, or the learner's in notebook 07). Returns (images, labels) to
     train the next student on, and {"selected": indices into the pool, "pseudo_labels": ...}.
     """
     if not isinstance(unlabeled_x, torch.Tensor):
         raise ValueError(f"unlabeled_x must be an image tensor, got {type(unlabeled_x).__name__}")
-    idx, pseudo = select_pseudo_labels(predict_probs(teacher, unlabeled_x), threshold)
+    idx, pseudo = select(predict_probs(teacher, unlabeled_x), threshold)
     images = torch.cat([labeled_x, unlabeled_x[idx]])
     labels = torch.cat([labeled_y, pseudo])
     return images, labels, {"selected": idx, "pseudo_labels": pseudo}

@@ -95,6 +95,16 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
     return trim_padding(out, tokenizer.pad_id)
 
 
+def matching_logits(image: torch.Tensor, text: torch.Tensor, q: torch.Tensor, a: torch.Tensor, scale: torch.Tensor,
+                    bias: torch.Tensor) -> torch.Tensor:
+    """Answer-by-matching logits (B, A): image (B, D) and text (M, D) unit features, text row m being the statement
+    of answer a[m] for question q[m]. Logit = scale * cosine(image q, statement) + bias[a]; -inf for the answers
+    that are not candidates of a question."""
+    scores = scale * (image[q] * text).sum(-1) + bias[a]
+    shape = (len(image), len(bias))
+    return torch.full(shape, float("-inf"), device=scores.device, dtype=scores.dtype).index_put((q, a), scores)
+
+
 class VQAByMatching(nn.Module):
     """Answer by image-text matching, with no new head: the logit of answer a is the scaled cosine
     similarity between the image and the question rewritten as a caption with a, plus a learned
@@ -135,8 +145,9 @@ class VQAByMatching(nn.Module):
         q, a = candidate.nonzero(as_tuple=True)
         image = F.normalize(self.image_encoder(images), dim=-1)                    # (B, D)
         text = F.normalize(self.question_encoder(statements[q, a]), dim=-1)        # (M, D), one per candidate
-        scores = self.logit_scale.exp() * (image[q] * text).sum(-1) + self.answer_bias[a]
-        return torch.full(candidate.shape, float("-inf"), device=scores.device, dtype=scores.dtype).index_put((q, a), scores)
+        return self.logits(image, text, q, a, self.logit_scale.exp(), self.answer_bias)
+
+    logits = staticmethod(matching_logits)  # a notebook may swap in the learner's
 
 
 def _restrict(logits: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:

@@ -127,9 +127,10 @@ def filter_trade_off(scores, is_noisy, keep_fraction: float) -> dict[str, float]
     noise_removed (fraction of noisy pairs dropped) and clean_lost (fraction of clean pairs dropped)."""
     import torch
 
+    from .capfilt import keep_most_similar
+
     scores, is_noisy = torch.as_tensor(scores), torch.as_tensor(is_noisy, dtype=torch.bool)
-    keep = torch.zeros(len(scores), dtype=torch.bool)
-    keep[torch.argsort(scores, descending=True)[: round(keep_fraction * len(scores))]] = True
+    keep = keep_most_similar(scores, keep_fraction)
     n_noisy, n_clean = max(int(is_noisy.sum()), 1), max(int((~is_noisy).sum()), 1)
     return {"kept": int(keep.sum()), "noise_kept": (is_noisy & keep).sum().item() / max(int(keep.sum()), 1),
             "noise_removed": (is_noisy & ~keep).sum().item() / n_noisy,

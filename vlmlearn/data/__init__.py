@@ -5,8 +5,8 @@ from .formats import (ImageCaptionDataset, export_coco_captions, export_csv_pair
                       to_rgb)
 from .captions import (ANSWERS, ANSWERS_BY_TYPE, ATTRIBUTES, COLORS, POSITIONS, QUESTION_TYPES, SHAPES, SIZES,
                        caption_from_attributes, caption_matches, caption_vocabulary, content_keys, drop_function_words,
-                       hard_negative_captions, names_heldout, paraphrases, parse_caption, size_swapped_captions,
+                       hard_negative_captions, label_noise, names_heldout, paraphrases, parse_caption, size_swapped_captions,
                        text_names_heldout, vqa_statement)
-from .loader import DATASET_TYPES, Collate, StepLoader, TrainPairs, read_pairs, read_rgb
+from .loader import DATASET_TYPES, SAMPLES_DIR, Collate, StepLoader, TrainPairs, read_pairs, read_rgb
 from .shapes import NOISE_KINDS, Batch, ShapesWorld
 from .tokenize import OpenClipTokenizer, Tokenizer, WordTokenizer, trim_padding

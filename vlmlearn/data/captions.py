@@ -100,6 +100,14 @@ def caption_matches(caption: str, attributes: dict[str, np.ndarray], i: int) -> 
     return " & ".join(parsed) == content_keys({k: v[i:i + 1] for k, v in attributes.items()})[0]
 
 
+def label_noise(batch) -> float:
+    """The fraction of a batch's captions that do not describe their own image (`caption_matches`): the label
+    noise of a noisy web batch, which is below its noise rate when a corrupted caption fits by luck."""
+    if batch.captions is None or len(batch.captions) == 0:
+        raise ValueError("expected a batch with captions (e.g. world.noisy_pairs(n, noise_rate=0.3)), got none")
+    return float(np.mean([not caption_matches(c, batch.attributes, i) for i, c in enumerate(batch.captions)]))
+
+
 def caption_vocabulary() -> list[str]:
     """Every word a ShapesWorld caption can use (junk alt-text aside), sorted."""
     words = {w for t in ONE_OBJECT_TEMPLATES + TWO_OBJECT_TEMPLATES for w in t.split() if "{" not in w}

@@ -23,6 +23,7 @@ from .formats import (ImageCaptionDataset, load_coco_captions, load_csv_pairs, l
                       to_rgb)
 
 DATASET_TYPES = ("csv", "coco", "flickr30k", "folder")
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"  # the small exports in every format (data/README.md)
 
 
 def read_pairs(dataset_type: str, path: str | Path, *, images: str | Path | None = None, split: str = "train",
