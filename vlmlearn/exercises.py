@@ -213,11 +213,25 @@ def check_clip_loss(fn: Callable) -> bool:
 
     def checks():
         g = torch.Generator().manual_seed(0)
+        for b in (1, 2, 3):  # the smallest batches first: the failing input is printed in full
+            img = F.normalize(torch.randn(b, 2, generator=g), dim=-1)
+            txt = F.normalize(torch.randn(b, 2, generator=g), dim=-1)
+            got, want = fn(img, txt, torch.tensor(10.0)), clip_loss(img, txt, torch.tensor(10.0))
+            _expect(isinstance(got, torch.Tensor) and got.ndim == 0, f"B={b}: expected a scalar tensor, got {got!r}")
+            if torch.allclose(got, want, atol=1e-5):
+                continue
+            why = ""
+            if torch.allclose(got, F.cross_entropy(10.0 * img @ txt.T, torch.arange(b)), atol=1e-5):
+                why = " (you computed only image-to-text; average it with text-to-image, the transposed logits)"
+            elif torch.allclose(got, clip_loss(img, txt, torch.tensor(1.0)), atol=1e-5):
+                why = " (the logit scale is not used: multiply the similarities by it)"
+            raise _Fail(f"input B={b}, image_features={[[round(v, 3) for v in r] for r in img.tolist()]}, text_features="
+                        f"{[[round(v, 3) for v in r] for r in txt.tolist()]}, logit_scale=10: expected {want.item():.5f}, "
+                        f"got {float(got):.5f}{why}")
         img = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
         txt = F.normalize(torch.randn(6, 8, generator=g), dim=-1)
         scale = torch.tensor(10.0)
         got = fn(img, txt, scale)
-        _expect(isinstance(got, torch.Tensor) and got.ndim == 0, f"expected a scalar tensor, got {got!r}")
         want = clip_loss(img, txt, scale)
         labels = torch.arange(6)
         one_way = F.cross_entropy(scale * img @ txt.T, labels)
@@ -243,6 +257,14 @@ def check_keep_most_similar(fn: Callable) -> bool:
     import torch
 
     def checks():
+        small = torch.tensor([0.2, 0.9])
+        for frac, want in ((0.5, {1}), (1.0, {0, 1}), (0.0, set())):
+            keep = fn(small, frac)
+            _expect(isinstance(keep, torch.Tensor) and keep.dtype == torch.bool and keep.shape == small.shape,
+                    f"scores=[0.2, 0.9], keep_fraction={frac}: expected a bool tensor of shape (2,), got {keep!r}")
+            got = set(torch.nonzero(keep).flatten().tolist())
+            _expect(got == want, f"scores=[0.2, 0.9], keep_fraction={frac}: expected to keep indices {sorted(want)}, "
+                                 f"kept {sorted(got)}")
         scores = torch.tensor([0.1, 0.9, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4, 0.6, 0.0])
         for frac, want in ((0.3, {1, 6, 4}), (0.5, {1, 6, 4, 8, 2}), (0.0, set()), (1.0, set(range(10)))):
             keep = fn(scores, frac)
@@ -307,6 +329,14 @@ def check_fixmatch_loss(fn: Callable) -> bool:
     import torch.nn.functional as F
 
     def checks():
+        weak1, strong1 = torch.tensor([[4.0, 0.0], [0.0, 0.1]]), torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+        p = weak1.softmax(-1)
+        want1 = (F.cross_entropy(strong1, p.argmax(-1), reduction="none") * (p.max(-1).values >= 0.8).float()).mean()
+        got1 = torch.as_tensor(fn(weak1, strong1, 0.8))
+        _expect(torch.allclose(got1, want1, atol=1e-6),
+                f"logits_weak={weak1.tolist()} (top probabilities {[round(v, 3) for v in p.max(-1).values.tolist()]}), "
+                f"logits_strong={strong1.tolist()}, threshold=0.8: expected {want1:.6f} (only image 0 is confident; "
+                f"the mean is over both), got {float(got1):.6f}")
         g = torch.Generator().manual_seed(0)
         weak = torch.randn(8, 3, generator=g) * 3
         strong = torch.randn(8, 3, generator=g)
@@ -334,6 +364,13 @@ def check_random_masking(fn: Callable) -> bool:
     from .masked import random_masking
 
     def checks():
+        tokens1, noise1 = torch.arange(4.0).reshape(1, 4, 1), torch.tensor([[0.3, 0.1, 0.4, 0.2]])
+        kept, mask, ids_restore = fn(tokens1, 0.5, noise1)
+        want = random_masking(tokens1, 0.5, noise1)
+        _expect(torch.equal(torch.as_tensor(kept), want[0]) and torch.equal(torch.as_tensor(mask).float(), want[1]),
+                f"tokens=[[0], [1], [2], [3]], noise=[0.3, 0.1, 0.4, 0.2], mask_ratio=0.5: expected kept "
+                f"{want[0].flatten().tolist()} and mask {want[1].flatten().tolist()}, got kept "
+                f"{torch.as_tensor(kept).flatten().tolist()} and mask {torch.as_tensor(mask).flatten().tolist()}")
         g = torch.Generator().manual_seed(0)
         tokens, noise = torch.randn(3, 16, 4, generator=g), torch.rand(3, 16, generator=g)
         for ratio in (0.75, 0.5, 0.0):
