@@ -25,7 +25,7 @@ from torch import nn
 
 from .data.formats import ImageCaptionDataset
 from .data.loader import DATASET_TYPES, read_pairs, read_rgb
-from .eval import retrieval_recall
+from .eval import embed, retrieval_recall
 
 
 class _Images(torch.utils.data.Dataset):
@@ -51,8 +51,7 @@ def encode_pairs(model: nn.Module, tokenizer: Callable, data: ImageCaptionDatase
         loader = torch.utils.data.DataLoader(_Images(data, transform), batch_size=batch_size, num_workers=workers)
         images = torch.cat([F.normalize(model.encode_image(x.to(device)).float(), dim=-1).cpu() for x in loader])
         image_of, texts = data.pairs()
-        text = torch.cat([F.normalize(model.encode_text(tokenizer(texts[i:i + batch_size]).to(device)).float(), dim=-1).cpu()
-                          for i in range(0, len(texts), batch_size)])
+        text = embed(lambda t: model.encode_text(tokenizer(list(t)).to(device)), texts, batch_size=batch_size)
     finally:
         model.train(was_training)
     return images, text, torch.tensor(image_of)

@@ -190,12 +190,12 @@ def check_swap_captions(fn: Callable) -> bool:
 def check_noise_rate(fn: Callable, world) -> bool:
     """Exercise (notebook 00): `fn(batch) -> float`, the fraction of pairs whose caption does not
     describe its image, measured with `parse_caption`, compared with the true count."""
-    from .data.captions import caption_matches
+    from .data.captions import label_noise
 
     def checks():
         for rate in (0.0, 0.3, 0.8):
             b = world.noisy_pairs(300, noise_rate=rate, split="val")
-            truth = sum(not caption_matches(c, b.attributes, i) for i, c in enumerate(b.captions)) / len(b)
+            truth = label_noise(b)
             got = fn(b)
             _expect(isinstance(got, float) or hasattr(got, "__float__"), f"expected a float, got {type(got).__name__}")
             _expect(abs(float(got) - truth) < 1e-9, f"noise_rate={rate}: expected {truth:.3f}, got {float(got):.3f}")

@@ -170,7 +170,8 @@ class StepLoader:
         _, order, caption_of = self._epoch
         share = self.global_batch // self.world
         start = k * self.global_batch + self.rank * share
-        return [(i, caption_of[i].item()) for i in order[start:start + share].tolist()]
+        share_ids = order[start:start + share]
+        return list(zip(share_ids.tolist(), caption_of[share_ids].tolist()))
 
     def __call__(self, step: int):
         if self._iterator is None or step != self._next:
