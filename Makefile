@@ -1,13 +1,15 @@
 # make test    unit tests, then every notebook under nbval (installs into .venv when missing)
 # make course  runs every notebook headless and prints the results table
 # make lab     JupyterLab on the course
-# make test-oldest  the unit tests and notebook 08 on Python 3.10 with the lowest versions pyproject.toml allows
+# make test-oldest  the unit tests and notebook 00 on Python 3.10 with the lowest versions pyproject.toml allows
+# make site    the course website from the committed notebooks (build/site/index.html), then its checks
+# make test-browser  every explorer moved in JupyterLab in headless Chromium (Debian's chromium; screenshots in build/browser/)
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -19,11 +21,27 @@ $(VENV)/.installed: pyproject.toml
 
 test: unit notebooks
 
+$(VENV)/.site-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install -e '.[dev,site,browser]'
+	touch $@
+
+# warnings are errors; the notebooks are rendered as committed, never re-executed (site/conf.py)
+site: $(VENV)/.site-installed
+	rm -rf build/site
+	$(PY) -m sphinx -W --keep-going -q -b html -c site . build/site
+	$(PY) -m pytest tests/test_site.py -m site -q
+	@echo "the course site: build/site/index.html"
+
+CHROMIUM ?= /usr/bin/chromium
+test-browser: $(VENV)/.site-installed
+	@test -x $(CHROMIUM) || { echo "no Chromium at $(CHROMIUM): apt-get install chromium (Debian), or set CHROMIUM"; exit 1; }
+	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/test_browser.py -m browser -q
+
 unit: install
 	$(PY) -m pytest tests -q
 
 notebooks: install
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q --ignore=notebooks/exercises
+	VLMLEARN_AUDIT_FIGURES=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q --ignore=notebooks/exercises
 
 course: install
 	$(PY) -m vlmlearn.course
@@ -42,8 +60,8 @@ test-oldest: install
 	$(UV) venv --allow-existing --no-python-downloads --python $(OLDEST_PYTHON) $(OLDEST_VENV)
 	$(UV) pip install --python $(OLDEST_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
 	$(OLDEST_VENV)/bin/python -m pytest tests -q
-	$(OLDEST_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -q \
-		notebooks/08_consistency_regularization.ipynb
+	VLMLEARN_AUDIT_FIGURES=1 $(OLDEST_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=$(CELL_TIMEOUT) -q notebooks/00_data_landscape.ipynb
 
 # the learner's copies, notebooks/exercises/, from the cell tags of the full notebooks
 student-notebooks: install

@@ -1,4 +1,5 @@
 """viz, results, exercises, widgets and the course runner."""
+import io
 import json
 
 import matplotlib
@@ -190,3 +191,50 @@ def test_retrieval_explorer_builds(world):
                                         embed_dim=16))
     b = world.pairs(12)
     assert retrieval_explorer(model, tok, b.images, b.captions, k=3).children
+
+
+def test_figure_audit_names_unlabeled_axes_and_heatmaps_without_colour_bars(world, monkeypatch):
+    import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from vlmlearn.label_efficiency import plot_label_efficiency, plot_run
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ax.set_title("loss")
+    assert viz.figure_problems(fig) == ["'loss': the x axis has no label", "'loss': the y axis has no label"]
+    ax.set_xlabel("step"), ax.set_ylabel("loss")
+    assert viz.figure_problems(fig) == []
+    fig, ax = plt.subplots()
+    image = ax.imshow(np.eye(3))
+    ax.set_xlabel("caption"), ax.set_ylabel("image")
+    assert viz.figure_problems(fig) == ["subplot 0: a heatmap without a colour bar"]
+    bar = fig.colorbar(image, ax=ax)
+    assert viz.figure_problems(fig) == ["the colour bar of subplot 0 has no label"]
+    bar.set_label("cosine similarity")
+    assert viz.figure_problems(fig) == []
+    # every figure the package draws passes
+    h = History()
+    h.log(h.train, 1, {"loss": 1.0})
+    bench = load_benchmark("09_label_efficiency")
+    figures = [viz.show_images(world.images(3).images)[0], h.plot()[0], viz.plot_similarity(torch.rand(2, 3))[0],
+               viz.plot_confusion(torch.eye(2), ["a", "b"])[0], viz.plot_embeddings(torch.randn(6, 3), [0, 1] * 3)[0],
+               viz.plot_bars({"a": 1.0}, xlabel="method", ylabel="accuracy")[0], plot_label_efficiency(bench)[0],
+               plot_run(bench, "digits", "fixmatch", "2")[0], plot_run(bench, "shapes", "zeroshot", "0")[0]]
+    assert [viz.figure_problems(f) for f in figures] == [[]] * len(figures)
+    # the audit, once on, stops any drawing of a figure with problems
+    monkeypatch.setattr(FigureCanvasBase, "print_figure", FigureCanvasBase.print_figure)
+    viz.audit_figures()
+    figures[1].savefig(io.BytesIO(), format="png")
+    with pytest.raises(ValueError, match="figure audit: .*no label"):
+        viz.plot_bars({"a": 1.0})[0].savefig(io.BytesIO(), format="png")
+    plt.close("all")
+
+
+def test_run_info_names_the_time_the_device_and_the_versions():
+    import vlmlearn
+
+    line = vlmlearn.run_info()
+    assert line.startswith("ran in ") and " s on cpu (" in line
+    for name in ("Python 3.", "torch 2.", "transformers ", "open_clip_torch ", "numpy ", "vlmlearn 0."):
+        assert name in line, name

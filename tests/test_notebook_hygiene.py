@@ -25,6 +25,27 @@ def test_committed_notebook_is_executed_clean_and_small(path):
         if "from vlmlearn.widgets import" in cell.source:
             assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), \
                 f"cell {cell.execution_count} builds a widget but does not display it (make it the cell's last expression)"
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), \
+                f"cell {cell.execution_count}: no static copy of the explorer's default view (display a widgets.Explorer)"
+
+
+BAR = re.compile(r"^(?P<desc>.+?):\s+\d+%\|")  # a tqdm bar's text; in a saved notebook it stays at its first state
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebook_reads_without_a_kernel(path):
+    """Each progress bar's run leaves a plain final-state line, and the notebook ends with its runtime, device and
+    versions (vlmlearn.run_info)."""
+    code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    for cell in code:
+        bars = [m["desc"] for o in cell.outputs if (m := BAR.match("".join(o.get("data", {}).get("text/plain", ""))))]
+        text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        for desc in bars:
+            assert re.search(rf"^{re.escape(desc)}: \d+ steps in [\d.]+ s", text, re.M), \
+                f"cell {cell.execution_count}: the run {desc!r} shows a bar but no final-state line"
+    assert "run_info()" in code[-1].source
+    assert re.match(r"ran in \d+ s on \w+", "".join(o.get("text", "") for o in code[-1].outputs)), \
+        "the last cell prints vlmlearn.run_info()"
 
 
 CITATION = re.compile(r"et al\.|arXiv|\b(19|20)\d{2}\b")  # a literature figure names its source

@@ -38,6 +38,24 @@ def test_train_learns_and_records_history():
     assert h.stopped_by == "steps" and not model.training
 
 
+def test_a_shown_run_ends_with_a_plain_line_of_its_final_state(capsys):
+    x, y = _problem()
+    model = _model()
+    h = train(model, torch.optim.AdamW(model.parameters(), lr=1e-2), step, minibatches(x, y, batch_size=32), steps=12,
+              eval_fn=lambda m: {"acc": (m(x).argmax(1) == y).float().mean()}, desc="probe")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    loss = sum(h.train["loss"][-10:]) / 10
+    assert line.startswith("probe: 12 steps in ") and f"last 10 steps: loss {loss:.4g}, acc " in line
+    assert line.endswith(f"eval at step 12: acc {h.eval['acc'][-1]:.4g}")
+    h = train(model, torch.optim.AdamW(model.parameters()), step, minibatches(x, y, batch_size=32), steps=30,
+              callbacks=[lambda s: setattr(s, "stop", s.step == 3)], desc="stopped")
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("stopped: 3 steps in ") and line.endswith("(stopped by callback)")
+    train(model, torch.optim.AdamW(model.parameters()), step, minibatches(x, y, batch_size=32), steps=2, progress=False)
+    assert capsys.readouterr().out == ""  # no bar, no line (the capstone's grid trains hundreds of runs)
+    assert History().summary() == "0 steps in 0.0 s"
+
+
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     x, y = _problem()
 

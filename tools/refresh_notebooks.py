@@ -3,8 +3,10 @@
     python tools/refresh_notebooks.py notebooks/00_data_landscape.ipynb [...]
 
 Outputs (plots included) are kept so the notebooks read well on GitHub; widget state is stripped
-(it is large and goes stale), execution counts run 1, 2, 3, ... and the file size is reported.
+(it is large and goes stale), execution counts run 1, 2, 3, ... and the file size is reported. Figures are audited
+(VLMLEARN_AUDIT_FIGURES: an axis without a label or a heatmap without a colour bar is an error).
 """
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from nbclient import NotebookClient
 
 
 def refresh(path: Path, timeout: int = 600) -> None:
+    os.environ["VLMLEARN_AUDIT_FIGURES"] = "1"  # the kernel inherits it; vlmlearn.viz.audit_figures
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})

@@ -11,7 +11,16 @@ Modules (import what you need; `import vlmlearn` itself loads nothing heavy):
     vlmlearn.exercises  automatic checks for the notebooks' exercises
     vlmlearn.widgets    interactive explorers
 """
+import os
+import time
+
 __version__ = "0.1.0"
+_IMPORTED_AT = time.perf_counter()  # run_info's clock: the notebooks import vlmlearn in their first cells
+if os.environ.get("VLMLEARN_AUDIT_FIGURES"):  # every figure drawn must label its axes and colour bars (viz)
+    from .viz import audit_figures
+
+    audit_figures()
+_LIBRARIES = ("torch", "torchvision", "transformers", "open_clip_torch", "numpy", "matplotlib", "ipywidgets")
 
 
 def device(prefer: str | None = None):
@@ -20,3 +29,24 @@ def device(prefer: str | None = None):
     from .train import get_device
 
     return get_device(prefer)
+
+
+def run_info() -> str:
+    """One line for the end of a notebook: seconds since `vlmlearn` was imported, the device (with CPU threads
+    or the GPU's name) and the versions of Python and the libraries the course runs on, e.g.
+    "ran in 131 s on cpu (2 threads); Python 3.11.7, torch 2.14.1, ..., vlmlearn 0.1.0"."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    dev = device()
+    where = (f"{dev.type} ({torch.get_num_threads()} threads)" if dev.type == "cpu"
+             else f"{dev.type} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type)
+    versions = [f"Python {platform.python_version()}"]
+    for name in _LIBRARIES:
+        try:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} not installed")
+    return f"ran in {time.perf_counter() - _IMPORTED_AT:.0f} s on {where}; " + ", ".join(versions) + f", vlmlearn {__version__}"

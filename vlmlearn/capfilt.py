@@ -1,10 +1,10 @@
 """Caption bootstrapping (CapFilt, Li et al. 2022, BLIP): a captioner writes a synthetic caption for
 every web image, a filter drops the web and synthetic captions that do not match their image, and
-what survives becomes the new training set.
+what survives becomes the new training set::
 
     boot = bootstrap_captions(web.images, web.captions, captioner=cap, filter_model=clip,
                               tokenizer=tok, threshold=t)
-    train a contrastive model on boot.images, boot.captions
+    # then train a contrastive model on boot.images, boot.captions
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Image-text retrieval on real data: Recall@1/5/10 both ways, as CLIP and open_clip report it.
 
+Usage::
+
     # a vlmlearn model (`python -m vlmlearn.train_clip` writes model.safetensors + model.json)
     python -m vlmlearn.eval_retrieval --data dataset_flickr30k.json --images flickr30k-images \\
         --pretrained logs/run/model.safetensors

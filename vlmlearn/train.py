@@ -2,7 +2,7 @@
 
 An objective is a step function `step_fn(model, batch) -> (loss, metrics)`; the loop does the rest:
 zero_grad / backward / clip / step, a progress bar, evaluation every N steps, callbacks, a step or
-time budget, checkpoints you can resume from, and a `History` that plots directly.
+time budget, checkpoints you can resume from, and a `History` that plots directly::
 
     def clip_step(model, batch):
         images, ids = batch
@@ -96,7 +96,7 @@ def param_groups(model: nn.Module, weight_decay: float, *, params: Iterable[nn.P
     positional embeddings and learned tokens stored as bare parameters (names with "embed", "token"
     or "pos"): decaying a temperature pulls it towards T = 1, and decaying an embedding shrinks
     the rare words. Frozen parameters are left out; `params` keeps only the given parameters of
-    `model` (for a second learning rate); `options` (lr, betas, ...) go into every group.
+    `model` (for a second learning rate); `options` (lr, betas, ...) go into every group::
 
         opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)
         opt = torch.optim.AdamW(param_groups(model, 0.01, params=head, lr=2e-3)
@@ -196,6 +196,20 @@ class History:
         for k, v in metrics.items():
             where.setdefault(k, [float("nan")] * (len(where["step"]) - 1)).append(float(v))
 
+    def summary(self, last: int = 10) -> str:
+        """One line for the record: steps, seconds, the train metrics averaged over the `last` steps (one
+        batch is noisy) and the final evaluation, e.g. "300 steps in 21.4 s; last 10 steps: loss 0.41; eval: acc 0.93"."""
+        steps = self.train["step"][-1] if self.train["step"] else 0
+        line = f"{steps} steps in {self.seconds:.1f} s"
+        n = min(last, len(self.train["step"]))
+        if n:
+            means = {k: sum(v[-n:]) / n for k, v in self.train.items() if k != "step"}
+            line += f"; last {n} steps: " + ", ".join(f"{k} {v:.4g}" for k, v in means.items())
+        if self.eval["step"]:
+            final = {k: v[-1] for k, v in self.eval.items() if k != "step"}
+            line += f"; eval at step {self.eval['step'][-1]}: " + ", ".join(f"{k} {v:.4g}" for k, v in final.items())
+        return line
+
     def plot(self, keys: list[str] | None = None, **kwargs):
         from .viz import plot_history
 
@@ -232,13 +246,15 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
         eval_fn: model -> dict of metrics, run in eval mode under no_grad every `eval_every` steps
             and after the last step.
         callbacks: functions of a TrainState, called after every step; one may set state.stop.
-
-    After every optimizer step, `logit_scale` parameters are clamped (`clamp_logit_scales_`).
-    Submodules whose parameters are all frozen stay in eval mode (`set_train_mode`).
         amp: mixed precision as `autocast_dtype` picks it for the model's device (bf16, or fp16
             with a GradScaler, on CUDA; nothing on CPU and MPS), or the autocast dtype to use.
         checkpoint: a file path. If it exists, training resumes from it; it is written every
             `checkpoint_every` steps and at the end. Loading uses weights_only=True.
+        progress: a tqdm bar named `desc` while training, then one printed line with the final state
+            (`History.summary`), which stays readable where the bar's widget does not render.
+
+    After every optimizer step, `logit_scale` parameters are clamped (`clamp_logit_scales_`).
+    Submodules whose parameters are all frozen stay in eval mode (`set_train_mode`).
 
     Under torchrun (a process group of more than one rank): the model is wrapped in
     DistributedDataParallel and step functions get the wrapped model; each rank takes its contiguous
@@ -312,6 +328,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
             break
     if hasattr(bar, "close"):
         bar.close()
+        # a bar's widget shows nothing where no kernel runs (GitHub, the course site): this line stays
+        print(f"{desc}: {history.summary()}" + ("" if history.stopped_by == "steps" else f" (stopped by {history.stopped_by})"))
     if checkpoint is not None and rank == 0:
         save_checkpoint(checkpoint, model, optimizer, len(history.train["step"]) and history.train["step"][-1],
                         history, scheduler)

@@ -1,5 +1,7 @@
 """Train a CLIP model on real image-caption files, on one process or many (torchrun), with open_clip_train's flags.
 
+Usage::
+
     python -m vlmlearn.train_clip --train-data pairs.csv --dataset-type csv --batch-size 128 --epochs 10 \\
         --lr 1e-3 --wd 0.1 --warmup 100 --workers 4 --logs logs --name run1
     torchrun --nproc_per_node 8 -m vlmlearn.train_clip -- --train-data ... --batch-size 256   # 256 per process
@@ -7,11 +9,13 @@
 
 Each process reads its share of every global batch (`vlmlearn.data.StepLoader`) with `--workers` DataLoader
 workers, the model is wrapped in DistributedDataParallel by `vlmlearn.train.train`, and the InfoNCE loss sees the
-features of all processes (`vlmlearn.losses.clip_loss`). Rank 0 writes, under `--logs/--name`:
+features of all processes (`vlmlearn.losses.clip_loss`). Rank 0 writes, under `--logs/--name`::
+
     config.json                 the arguments, the global batch, the vocabulary
     log.jsonl                   one JSON object per logged step, validation and event (skipped images, done)
     checkpoints/latest.pt       model, optimizer, schedule, step (resume from it; loads with weights_only=True)
     model.safetensors + .json   the final weights and what rebuilds the model (`vlmlearn.eval_retrieval --pretrained`)
+
 Under torchrun, `--` before the trainer's arguments keeps torchrun from reading `--logs` as its own `--logs-specs`.
 A missing image is reported at start, a corrupt one when it is read (by path, in log.jsonl and on stderr), and
 replaced by the next readable image; the run goes on and counts them.

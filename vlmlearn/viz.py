@@ -70,6 +70,7 @@ def plot_history(history, keys: Sequence[str] | None = None, *, logy: Sequence[s
         if name in ev:
             ax.plot(ev["step"], ev[name], "o-", label="eval")
         ax.set_xlabel("step")
+        ax.set_ylabel(name)
         ax.set_title(name)
         if name in logy:
             ax.set_yscale("log")
@@ -80,13 +81,16 @@ def plot_history(history, keys: Sequence[str] | None = None, *, logy: Sequence[s
 
 
 def plot_similarity(sim: torch.Tensor, row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
-                    *, title: str = "image-text similarity", wrap: int = 40):
-    """A heatmap of a (rows, cols) similarity matrix, e.g. images x captions."""
+                    *, title: str = "image-text similarity", wrap: int = 40, xlabel: str = "caption",
+                    ylabel: str = "image", value: str = "cosine similarity"):
+    """A heatmap of a (rows, cols) similarity matrix, e.g. images x captions, with a colour bar named `value`."""
     plt = _plt()
     sim = torch.as_tensor(sim).detach().float().cpu().numpy()
     fig, ax = plt.subplots(figsize=(0.45 * sim.shape[1] + 3, 0.35 * sim.shape[0] + 2))
     im = ax.imshow(sim, cmap="viridis")
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    fig.colorbar(im, ax=ax, fraction=0.04, label=value)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if row_labels is not None:
         ax.set_yticks(range(len(row_labels)), [textwrap.shorten(r, wrap) for r in row_labels], fontsize=7)
     if col_labels is not None:
@@ -105,7 +109,8 @@ def plot_confusion(cm: torch.Tensor, class_names: Sequence[str], *, normalize: b
         cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     n = len(class_names)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.5 * n + 1.5))
-    ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="share of the true class" if normalize else "count")
     for i in range(n):
         for j in range(n):
             ax.text(j, i, f"{cm[i, j]:.2f}" if normalize else f"{int(cm[i, j])}", ha="center", va="center",
@@ -144,7 +149,8 @@ def plot_embeddings(features: torch.Tensor, labels: Sequence[int], class_names: 
     return fig, ax
 
 
-def plot_bars(values: dict[str, float], *, title: str = "", ylabel: str = "", baseline: float | None = None):
+def plot_bars(values: dict[str, float], *, title: str = "", xlabel: str = "", ylabel: str = "",
+              baseline: float | None = None):
     """A bar chart of named values, with an optional dashed baseline (e.g. chance)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(0.8 * len(values) + 2, 3))
@@ -155,7 +161,53 @@ def plot_bars(values: dict[str, float], *, title: str = "", ylabel: str = "", ba
         ax.axhline(baseline, ls="--", color="gray", label="chance")
         ax.legend()
     ax.set_title(title)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.tick_params(axis="x", rotation=30)
     fig.tight_layout()
     return fig, ax
+
+
+# ------------------------------------------------------------------------------ the figure audit
+def figure_problems(fig) -> list[str]:
+    """What a reader could not read off `fig`: a drawn axis (one with tick labels) without a label, and a heatmap
+    (a 2-D colour-mapped image) without a colour bar, or a colour bar without a label. Image grids (axes off) pass."""
+    def name(ax):
+        return repr(ax.get_title()) if ax.get_title() else f"subplot {fig.axes.index(ax)}"
+
+    problems = []
+    bars = {im.colorbar.ax: im for ax in fig.axes for im in ax.images if im.colorbar is not None}
+    for ax in fig.axes:
+        if ax in bars:
+            if not (ax.get_ylabel() or ax.get_xlabel()):
+                problems.append(f"the colour bar of {name(bars[ax].axes)} has no label")
+            continue
+        if not ax.axison:
+            continue
+        for im in ax.images:
+            if im.get_array().ndim == 2 and im.colorbar is None:
+                problems.append(f"{name(ax)}: a heatmap without a colour bar")
+        for axis, label in ((ax.xaxis, ax.get_xlabel()), (ax.yaxis, ax.get_ylabel())):
+            if axis.get_visible() and len(axis.get_ticklocs()) and not label:
+                problems.append(f"{name(ax)}: the {axis.axis_name} axis has no label")
+    return problems
+
+
+def audit_figures() -> None:
+    """From now on, drawing a figure with `figure_problems` (in a notebook, to PNG, anywhere) raises ValueError
+    naming them. `import vlmlearn` turns this on when $VLMLEARN_AUDIT_FIGURES is set, as `make notebooks` and
+    tools/refresh_notebooks.py do, so a committed figure cannot lose an axis label or a colour bar unnoticed."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if getattr(FigureCanvasBase.print_figure, "audited", False):
+        return
+    print_figure = FigureCanvasBase.print_figure
+
+    def audited(self, *args, **kwargs):
+        problems = figure_problems(self.figure)
+        if problems:
+            raise ValueError("figure audit: " + "; ".join(problems))
+        return print_figure(self, *args, **kwargs)
+
+    audited.audited = True
+    FigureCanvasBase.print_figure = audited

@@ -1,7 +1,97 @@
-"""Interactive explorers (ipywidgets). Each builds on a plain function that tests can call."""
+"""Interactive explorers (ipywidgets). Each builds on a plain function that tests can call.
+
+Every explorer is an `Explorer`: standard ipywidgets 8 controls over `Output` areas (no front-end code of its own,
+so it runs in JupyterLab, Notebook 7, VS Code and Colab). Displayed in a notebook, it also leaves a static PNG of its
+first view below itself, so a reader without a running kernel (GitHub, nbviewer, the course site) sees what it shows.
+"""
 from __future__ import annotations
 
+import io
+
+import ipywidgets as W
+
 from .data.shapes import ShapesWorld
+
+
+class Panel:
+    """An `Output` area that shows `draw() -> (matplotlib figure or None, text or None)`, redrawn by `update`.
+    It keeps a PNG of its first view, with the text set under the figure, for `Explorer.snapshot`."""
+
+    def __init__(self, draw):
+        self.draw, self.out, self.first_png = draw, W.Output(), None
+
+    def update(self, *_):
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        fig, text = self.draw()
+        with self.out:
+            self.out.clear_output(wait=True)
+            if fig is not None:
+                display(fig)
+            if text:
+                print(text)
+        if self.first_png is None:
+            self.first_png = _png(fig, text)
+        if fig is not None:
+            plt.close(fig)
+
+
+def _png(fig, text: str | None) -> bytes:
+    """The figure (or an empty one) with `text` under it, as PNG bytes."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        fig = plt.figure(figsize=(6, 0.2 + 0.18 * len((text or "").splitlines())))
+    if text:
+        fig.text(0.01, 0, text, ha="left", va="top", fontsize=8, family="monospace")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+class Explorer(W.VBox):
+    """A VBox of controls and `Panel`s. `snapshot()` is a PNG of the panels' first views, stacked; displaying the
+    explorer shows the live widget, then that PNG with the controls' default values."""
+
+    def __init__(self, children, panels: list[Panel]):
+        super().__init__(children)
+        self.panels = panels
+        for panel in panels:
+            panel.update()
+
+    def controls(self) -> dict[str, object]:
+        """The value of every control, by its description (dropdowns give their option's label)."""
+        found, todo = {}, list(self.children)
+        while todo:
+            w = todo.pop(0)
+            todo.extend(getattr(w, "children", ()))
+            if isinstance(w, W.ValueWidget) and getattr(w, "description", ""):
+                found[w.description] = getattr(w, "label", None) or w.value
+        return found
+
+    def snapshot(self) -> bytes:
+        """The panels' first views (PNGs stacked top to bottom) as one PNG."""
+        from PIL import Image
+
+        images = [Image.open(io.BytesIO(p.first_png)).convert("RGB") for p in self.panels]
+        sheet = Image.new("RGB", (max(i.width for i in images), sum(i.height for i in images)), "white")
+        y = 0
+        for image in images:
+            sheet.paste(image, (0, y))
+            y += image.height
+        buffer = io.BytesIO()
+        sheet.save(buffer, format="png", optimize=True)
+        return buffer.getvalue()
+
+    def _ipython_display_(self):
+        from IPython.display import Image, display
+
+        display(self._repr_mimebundle_(), raw=True)
+        settings = ", ".join(f"{k} {v}" for k, v in self.controls().items())
+        print(f"Static copy of the default view ({settings}), for readers without a running kernel:")
+        display(Image(self.snapshot()))
 
 WORLD_VIEWS = ("clean pairs", "noisy web pairs", "unpaired images", "unpaired text", "labeled: shape",
                "labeled: color", "VQA", "held-out combinations", "binding pairs")
@@ -44,81 +134,57 @@ def world_view(view: str, *, seed: int = 0, noise_rate: float = 0.3, n: int = 16
 
 
 def world_browser(n: int = 16):
-    """A widget to browse ShapesWorld: pick the view, the noise rate, the seed and the image size."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
+    """An `Explorer` to browse ShapesWorld: pick the view, the noise rate, the seed and the image size."""
     from .viz import show_images
 
     view = W.Dropdown(options=WORLD_VIEWS, value="noisy web pairs", description="view")
     noise = W.FloatSlider(value=0.3, min=0.0, max=1.0, step=0.05, description="noise rate")
     seed = W.IntText(value=0, description="seed")
     size = W.Dropdown(options=(16, 32, 48, 64), value=32, description="image size")
-    out = W.Output()
 
-    def update(*_):
+    def draw():
         images, texts, colors = world_view(view.value, seed=seed.value, noise_rate=noise.value, n=n,
                                            image_size=size.value)
-        with out:
-            out.clear_output(wait=True)
-            if images is None:
-                print("\n".join(texts))
-            else:
-                fig, _ = show_images(images, texts, colors=colors, ncols=8, wrap=24)
-                display(fig)
-                plt.close(fig)
+        if images is None:
+            return None, "\n".join(texts)
+        return show_images(images, texts, colors=colors, ncols=8, wrap=24)[0], None
 
+    panel = Panel(draw)
     for w in (view, noise, seed, size):
-        w.observe(update, names="value")
-    update()
-    return W.VBox([W.HBox([view, noise]), W.HBox([seed, size]), out])
+        w.observe(panel.update, names="value")
+    return Explorer([W.HBox([view, noise]), W.HBox([seed, size]), panel.out], [panel])
 
 
 def retrieval_explorer(model, tokenizer, images, captions, *, k: int = 5):
     """Type a caption to see the top-k images; pick an image to see its top-k captions.
 
     `model` has encode_image / encode_text (a DualEncoder or an open_clip CLIP); `images` is
-    (N, 3, S, S) and `captions` the candidate texts.
+    (N, 3, S, S) and `captions` the candidate texts. Returns an `Explorer`.
     """
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
     from .contrastive import image_text_similarity
     from .viz import show_images
 
     sim = image_text_similarity(model, tokenizer, images, captions)  # (N_img, N_txt), computed once
     query = W.Text(value=captions[0], description="caption", layout=W.Layout(width="520px"))
     pick = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
-    out_images, out_captions = W.Output(), W.Output()
 
-    def show_top_images(*_):
+    def top_images():
         scores = image_text_similarity(model, tokenizer, images, [query.value])[:, 0]
         top = scores.topk(k).indices
-        with out_images:
-            out_images.clear_output(wait=True)
-            fig, _ = show_images(images[top], [f"{s:.2f}" for s in scores[top]], ncols=k, size=1.4)
-            display(fig)
-            plt.close(fig)
+        fig, _ = show_images(images[top], [f"{s:.2f}" for s in scores[top]], ncols=k, size=1.4,
+                             title=f"top {k} images for: {query.value}")
+        return fig, None
 
-    def show_top_captions(*_):
+    def top_captions():
         scores = sim[pick.value]
-        top = scores.topk(k).indices
-        with out_captions:
-            out_captions.clear_output(wait=True)
-            fig, _ = show_images(images[pick.value:pick.value + 1], size=1.4)
-            display(fig)
-            plt.close(fig)
-            for j in top:
-                print(f"{scores[j]:.2f}  {captions[j]}")
+        fig, _ = show_images(images[pick.value:pick.value + 1], size=1.4, title=f"image {pick.value}")
+        return fig, "\n".join(f"{scores[j]:.2f}  {captions[j]}" for j in scores.topk(k).indices)
 
-    query.observe(show_top_images, names="value")
-    pick.observe(show_top_captions, names="value")
-    show_top_images()
-    show_top_captions()
-    return W.VBox([W.HTML("<b>text → images</b>"), query, out_images,
-                   W.HTML("<b>image → captions</b>"), pick, out_captions])
+    images_panel, captions_panel = Panel(top_images), Panel(top_captions)
+    query.observe(images_panel.update, names="value")
+    pick.observe(captions_panel.update, names="value")
+    return Explorer([W.HTML("<b>text → images</b>"), query, images_panel.out,
+                     W.HTML("<b>image → captions</b>"), pick, captions_panel.out], [images_panel, captions_panel])
 
 
 def filter_trade_off(scores, is_noisy, keep_fraction: float) -> dict[str, float]:
@@ -137,30 +203,15 @@ def filter_trade_off(scores, is_noisy, keep_fraction: float) -> dict[str, float]
             "clean_lost": (~is_noisy & ~keep).sum().item() / n_clean}
 
 
-def _slider_figure(slider, draw):
-    """A slider above an output area that shows draw(slider.value) -> (figure, text), redrawn on change."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
-    out = W.Output()
-
-    def update(*_):
-        fig, text = draw(slider.value)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
-            print(text)
-
-    slider.observe(update, names="value")
-    update()
-    return W.VBox([slider, out])
+def _slider_figure(slider, draw) -> Explorer:
+    """A slider above a `Panel` that shows draw(slider.value) -> (figure, text), redrawn on change."""
+    panel = Panel(lambda: draw(slider.value))
+    slider.observe(panel.update, names="value")
+    return Explorer([slider, panel.out], [panel])
 
 
 def filter_explorer(scores, is_noisy):
-    """A slider over the fraction of pairs to keep, with the filtering trade-off it buys."""
-    import ipywidgets as W
+    """A slider over the fraction of pairs to keep, with the filtering trade-off it buys (an `Explorer`)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -175,6 +226,7 @@ def filter_explorer(scores, is_noisy):
             ax.plot(fractions, [c[key] for c in curves], label=label)
         ax.axvline(value, color="k", ls="--")
         ax.set_xlabel("fraction of pairs kept")
+        ax.set_ylabel("fraction")
         ax.legend(fontsize=8)
         return fig, (f"keep {now['kept']} pairs: {now['noise_kept']:.1%} noisy; removes {now['noise_removed']:.1%} "
                      f"of the noise and loses {now['clean_lost']:.1%} of the clean pairs")
@@ -198,8 +250,7 @@ def threshold_trade_off(probs, true_labels, threshold: float) -> dict[str, float
 
 
 def threshold_explorer(probs, true_labels):
-    """A slider over a pseudo-labeling confidence threshold: coverage, precision, class balance."""
-    import ipywidgets as W
+    """A slider over a pseudo-labeling confidence threshold: coverage, precision, class balance (an `Explorer`)."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -213,9 +264,12 @@ def threshold_explorer(probs, true_labels):
         axes[0].plot(grid, [c["precision"] for c in curves], label="precision")
         axes[0].axvline(value, color="k", ls="--")
         axes[0].set_xlabel("threshold")
+        axes[0].set_ylabel("fraction of the pool")
         axes[0].legend()
         axes[1].bar(range(len(now["per_class"])), now["per_class"])
         axes[1].set_title("pseudo-labels per class")
+        axes[1].set_xlabel("class")
+        axes[1].set_ylabel("pseudo-labels")
         fig.tight_layout()
         return fig, f"threshold {value:.2f}: {now['coverage']:.1%} of the pool labeled, {now['precision']:.1%} correct"
 
@@ -225,7 +279,6 @@ def threshold_explorer(probs, true_labels):
 def mask_ratio_explorer(model, images, *, seed: int = 0):
     """A slider over the mask ratio that re-runs a trained `MaskedAutoencoder` on `images` (B, C, S, S):
     rows show the masked input, the target and the prediction (see `MaskedAutoencoder.reconstruct`)."""
-    import ipywidgets as W
     import torch
 
     from .viz import show_images
@@ -271,25 +324,20 @@ def masked_word_predictions(models: dict, tokenizer, image, caption: str, positi
 
 
 def masked_word_explorer(models: dict, tokenizer, images, captions):
-    """Pick a test image and a word of its caption: each model's top guesses for the masked word."""
-    import ipywidgets as W
+    """Pick a test image and a word of its caption: each model's top guesses for the masked word (an `Explorer`)."""
     import matplotlib.pyplot as plt
-    from IPython.display import display
 
     from .viz import _hwc
 
     index = W.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
     word = W.Dropdown(description="mask word")
-    out = W.Output()
 
     def set_words(*_):
         words = captions[index.value].split()
         word.options = [(f"{i}: {w}", i) for i, w in enumerate(words)]
         word.value = min(2, len(words) - 1)
 
-    def update(*_):
-        if word.value is None:
-            return
+    def draw():
         caption = captions[index.value]
         words = caption.split()
         shown = " ".join("____" if i == word.value else w for i, w in enumerate(words))
@@ -300,37 +348,38 @@ def masked_word_explorer(models: dict, tokenizer, images, captions):
         for ax, (name, top) in zip(axes[1:], preds.items()):
             ax.barh([w for w, _ in top][::-1], [p for _, p in top][::-1], color="tab:blue")
             ax.set_xlim(0, 1)
+            ax.set_xlabel("probability")
+            ax.set_ylabel("guess")
             ax.set_title(name, fontsize=9)
         fig.suptitle(shown, fontsize=9)
         fig.tight_layout()
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
+        return fig, None
 
+    panel = Panel(draw)
+
+    def update(*_):
+        if word.value is not None:  # set_words empties the options before it picks a word
+            panel.update()
+
+    set_words()
     index.observe(set_words, names="value")
     index.observe(update, names="value")
     word.observe(update, names="value")
-    set_words()
-    update()
-    return W.VBox([W.HBox([index, word]), out])
+    return Explorer([W.HBox([index, word]), panel.out], [panel])
 
 
 def caption_painter(model, tokenizer, examples: list[str]):
     """Type a caption (or pick an example) and see what a `CaptionToImage` model paints for it.
-    Words outside the vocabulary are shown, since the model reads them as <unk>."""
-    import ipywidgets as W
+    Words outside the vocabulary are shown, since the model reads them as <unk>. Returns an `Explorer`."""
     import matplotlib.pyplot as plt
     import torch
-    from IPython.display import display
 
     from .viz import _hwc
 
     text = W.Text(value=examples[0], description="caption", layout=W.Layout(width="520px"))
     pick = W.Dropdown(options=examples, value=examples[0], description="example")
-    out = W.Output()
 
-    def update(*_):
+    def draw():
         unknown = [w for w in text.value.lower().split() if w not in tokenizer.stoi]
         model.eval()
         with torch.no_grad():
@@ -338,32 +387,23 @@ def caption_painter(model, tokenizer, examples: list[str]):
         fig, ax = plt.subplots(figsize=(2.5, 2.5))
         ax.imshow(_hwc(image))
         ax.axis("off")
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
-            if unknown:
-                print(f"not in the vocabulary (read as <unk>): {unknown}")
+        return fig, f"not in the vocabulary (read as <unk>): {unknown}" if unknown else None
 
+    panel = Panel(draw)
     pick.observe(lambda change: setattr(text, "value", change["new"]), names="value")
-    text.observe(update, names="value")
-    update()
-    return W.VBox([pick, text, out])
+    text.observe(panel.update, names="value")
+    return Explorer([pick, text, panel.out], [panel])
 
 
 def label_efficiency_explorer(bench: dict):
     """Pick a task, a method and a label count of the capstone's committed grid (notebook 09): its
-    learning curves at every seed and its confusion matrix (`label_efficiency.plot_run`)."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-
+    learning curves at every seed and its confusion matrix (`label_efficiency.plot_run`). Returns an `Explorer`."""
     from .label_efficiency import METHOD_NAMES, grid, plot_run
 
     task = W.Dropdown(options=["digits", "shapes"], value="digits", description="task")
     method = W.Dropdown(description="method")
     labels = W.Dropdown(description="labels/class")
-    out = W.Output()
+    panel = Panel(lambda: plot_run(bench, task.value, method.value, labels.value))
 
     def methods(_=None):
         table = grid(bench, task.value)
@@ -376,18 +416,11 @@ def label_efficiency_explorer(bench: dict):
         labels.value = "2" if "2" in options else options[0]
 
     def update(_=None):
-        if labels.value is None:
-            return
-        fig, text = plot_run(bench, task.value, method.value, labels.value)
-        with out:
-            out.clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
-            print(text)
+        if labels.value is not None:  # counts() empties the options before it picks one
+            panel.update()
 
     methods(), counts()
     task.observe(lambda _: (methods(), counts(), update()), names="value")
     method.observe(lambda _: (counts(), update()), names="value")
     labels.observe(update, names="value")
-    update()
-    return W.VBox([W.HBox([task, method, labels]), out])
+    return Explorer([W.HBox([task, method, labels]), panel.out], [panel])

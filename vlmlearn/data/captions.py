@@ -54,7 +54,7 @@ def content_keys(attributes: dict[str, np.ndarray]) -> list[str]:
 
 
 def caption_from_attributes(attributes: dict[str, np.ndarray], template: np.ndarray) -> list[str]:
-    """Render captions from attributes with the given template ids (see the *_TEMPLATES tuples)."""
+    """Render captions from attributes with the given template ids (see the `*_TEMPLATES` tuples)."""
     out = []
     for i, t in enumerate(template):
         n = attributes["n_objects"][i]

@@ -270,9 +270,10 @@ class ShapesWorld:
 
         The images and their true captions are those of `pairs` (same split and index), so a noisy
         set can be compared with its clean twin. Kinds:
-          - "swap": the caption belongs to another image of the world;
-          - "attribute": one colour, shape or size word is wrong;
-          - "junk": alt-text that describes nothing ("IMG_0423.jpg", "click here for more").
+
+        - "swap": the caption belongs to another image of the world;
+        - "attribute": one colour, shape or size word is wrong;
+        - "junk": alt-text that describes nothing ("IMG_0423.jpg", "click here for more").
         """
         if not 0.0 <= noise_rate <= 1.0:
             raise ValueError(f"noise_rate must be in [0, 1], got {noise_rate}")

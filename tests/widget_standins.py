@@ -1,0 +1,51 @@
+"""Cheap stand-ins for what each notebook's explorer cell reads (small untrained models, random scores), so the
+explorers can be built in seconds: by tests/test_widgets.py here, and inside JupyterLab by tests/test_browser.py,
+which runs them in the notebook's kernel before the notebook's own explorer cell. The explorers' behaviour (controls
+redraw the output) does not depend on how well the models are trained; notebook 09's grid is the committed one."""
+import torch
+
+from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary
+from vlmlearn.results import load_benchmark
+
+# notebook -> the names its explorer cell reads
+NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy"), "03": ("mae", "probe_test"),
+         "04": ("text_model", "image_model", "tok", "test"), "05": ("painter_more", "tok"),
+         "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",)}
+
+
+def standins(notebook: str) -> dict:
+    """The names notebook `notebook` ("00" ... "09")'s explorer cell reads, built small."""
+    from vlmlearn.contrastive import DualEncoder
+    from vlmlearn.generative import CaptionToImage
+    from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel
+    from vlmlearn.models import SmallCNN, TextTransformer
+
+    torch.manual_seed(0)
+    world, tok = ShapesWorld(seed=0), WordTokenizer(caption_vocabulary(), context_length=20)
+    probs = torch.softmax(4 * torch.randn(300, 10), -1)
+    make = {
+        "00": lambda: {},
+        "01": lambda: {"world": world, "tok": tok, "fixed": DualEncoder(
+            SmallCNN(widths=(8, 8, 8), embed_dim=16),
+            TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=16, layers=1, heads=2, embed_dim=16))},
+        "02": lambda: {"scores": torch.rand(300), "is_noisy": torch.rand(300) < 0.4},
+        "03": lambda: {"mae": MaskedAutoencoder(image_size=32, patch_size=8, width=32, depth=1, heads=2,
+                                                decoder_width=16, decoder_depth=1, decoder_heads=2),
+                       "probe_test": world.labeled(8)},
+        "04": lambda: {"tok": tok, "test": world.pairs(8, split="test"),
+                       "text_model": MaskedCaptionModel(vocab_size=tok.vocab_size, context_length=20, width=32,
+                                                        layers=1, heads=2),
+                       "image_model": MaskedCaptionModel(vocab_size=tok.vocab_size, context_length=20, width=32,
+                                                         layers=1, heads=2, image_channels=16, image_tokens=64,
+                                                         image_encoder=SmallCNN(widths=(8, 16), embed_dim=8).features)},
+        "05": lambda: {"tok": tok, "painter_more": CaptionToImage(vocab_size=tok.vocab_size, image_size=32, width=16,
+                                                                  layers=1, channels=8)},
+        "07": lambda: {"teacher_probs": probs, "pool_truth": torch.randint(0, 10, (300,))},
+        "08": lambda: {"pool_probs": probs, "pool_labels": torch.randint(0, 10, (300,))},
+        "09": lambda: {"bench": load_benchmark("09_label_efficiency")},
+    }
+    if notebook not in make:
+        raise ValueError(f"no explorer stand-ins for notebook {notebook!r}; notebooks with explorers: {sorted(make)}")
+    names = make[notebook]()
+    assert set(names) == set(NEEDS[notebook]), (notebook, sorted(names))
+    return names
