@@ -9,7 +9,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -55,10 +55,14 @@ OLDEST_VENV   ?= .venv-oldest
 OLDEST_PYTHON ?= $(shell pyenv prefix 3.10 2>/dev/null || echo /usr)/bin/python3.10
 UV            := $(VENV)/bin/uv
 
-test-oldest: install
-	test -x $(UV) || $(PY) -m pip install 'uv>=0.5'
+$(UV): $(VENV)/.installed
+	$(PY) -m pip install 'uv>=0.5'
+
+oldest-env: $(UV)
 	$(UV) venv --allow-existing --no-python-downloads --python $(OLDEST_PYTHON) $(OLDEST_VENV)
 	$(UV) pip install --python $(OLDEST_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
+
+test-oldest: oldest-env
 	$(OLDEST_VENV)/bin/python -m pytest tests -q
 	VLMLEARN_AUDIT_FIGURES=1 $(OLDEST_VENV)/bin/python -m pytest --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=$(CELL_TIMEOUT) -q notebooks/00_data_landscape.ipynb

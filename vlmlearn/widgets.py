@@ -93,6 +93,7 @@ class Explorer(W.VBox):
         print(f"Static copy of the default view ({settings}), for readers without a running kernel:")
         display(Image(self.snapshot()))
 
+
 WORLD_VIEWS = ("clean pairs", "noisy web pairs", "unpaired images", "unpaired text", "labeled: shape",
                "labeled: color", "VQA", "held-out combinations", "binding pairs")
 
