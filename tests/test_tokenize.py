@@ -45,3 +45,14 @@ def test_word_tokenizer_as_transformers_tokenizer_gives_the_same_ids():
     for text in ["A small red circle on the left.", "there is a  cyan cross, at the top!", "zebra"]:
         assert hf(text)["input_ids"] == tok.encode(text)
     assert (hf.pad_token_id, hf.mask_token_id, len(hf)) == (tok.pad_id, tok.mask_id, tok.vocab_size)
+
+
+def test_open_clip_tokenizer_loads_without_warnings_at_every_supported_version():
+    """At the floors, open_clip imports a timm module newer timm deprecates: a learner should not see that."""
+    import subprocess
+    import sys
+
+    code = "from vlmlearn.data import OpenClipTokenizer; OpenClipTokenizer()"
+    done = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-W", "error::DeprecationWarning:vlmlearn",
+                           "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and not done.stderr, done.stderr[-1500:]

@@ -122,7 +122,11 @@ class OpenClipTokenizer:
     """
 
     def __init__(self, *, context_length: int = 32):
-        from open_clip.tokenizer import SimpleTokenizer
+        import warnings
+
+        with warnings.catch_warnings():  # open_clip 2.24 (our floor) imports timm.models.layers, which newer timm deprecates
+            warnings.filterwarnings("ignore", "Importing from timm.models.layers is deprecated", FutureWarning)
+            from open_clip.tokenizer import SimpleTokenizer
 
         self._tok = SimpleTokenizer(context_length=context_length)
         self.context_length = context_length
