@@ -27,16 +27,6 @@ EXPLORERS = {
 }
 
 
-def controls(widget):
-    todo, found = [widget], []
-    while todo:
-        w = todo.pop(0)
-        todo.extend(getattr(w, "children", ()))
-        if isinstance(w, (W.Dropdown, W.IntSlider, W.FloatSlider, W.IntText, W.Text)):
-            found.append(w)
-    return found
-
-
 def change(control):
     """Move a control by one step, as a learner would."""
     if isinstance(control, W.Dropdown):
@@ -61,8 +51,8 @@ def test_every_control_redraws_what_the_explorer_shows(notebook, monkeypatch):
     redraws = []
     for panel in explorer.panels:
         monkeypatch.setattr(panel, "draw", lambda draw=panel.draw: redraws.append(1) or draw())
-    found = controls(explorer)
-    assert found, "an explorer without controls"
+    found = explorer.control_widgets()
+    assert found and all(isinstance(c, (W.Dropdown, W.IntSlider, W.FloatSlider, W.IntText, W.Text)) for c in found), found
     for control in reversed(found):  # the first control picks what the others act on (e.g. the noisy view's noise rate)
         before = shown(explorer)
         n = len(redraws)

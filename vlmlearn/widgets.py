@@ -61,15 +61,19 @@ class Explorer(W.VBox):
         for panel in panels:
             panel.update()
 
-    def controls(self) -> dict[str, object]:
-        """The value of every control, by its description (dropdowns give their option's label)."""
-        found, todo = {}, list(self.children)
+    def control_widgets(self) -> list:
+        """Every control (a described value widget: slider, dropdown, text box), top to bottom."""
+        found, todo = [], list(self.children)
         while todo:
             w = todo.pop(0)
             todo.extend(getattr(w, "children", ()))
             if isinstance(w, W.ValueWidget) and getattr(w, "description", ""):
-                found[w.description] = getattr(w, "label", None) or w.value
+                found.append(w)
         return found
+
+    def controls(self) -> dict[str, object]:
+        """The value of every control, by its description (dropdowns give their option's label)."""
+        return {w.description: getattr(w, "label", None) or w.value for w in self.control_widgets()}
 
     def snapshot(self) -> bytes:
         """The panels' first views (PNGs stacked top to bottom) as one PNG."""
