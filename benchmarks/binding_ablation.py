@@ -20,7 +20,9 @@ import torch
 from vlmlearn.contrastive import DualEncoder, binding_accuracy, clip_step, retrieval_metrics
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.train import minibatches, param_groups, set_seed, train
+from vlmlearn.train import minibatches, train
+from vlmlearn.optim import param_groups
+from vlmlearn.runtime import set_seed
 
 
 def run(world, pairs, ids, negatives, tok, *, std, causal, hard, steps, seed):

@@ -23,7 +23,7 @@ import torch
 
 from vlmlearn.label_efficiency import (DIGIT_GRID, DIGIT_LABELS, DIGIT_METHODS, SELECT_LABELS, SHAPE_GRID,
                                        SHAPE_LABELS, SHAPE_METHODS, choose, load_pretrained, run_digits, run_shapes)
-from vlmlearn.results import BENCHMARK_DIR, versions
+from vlmlearn.results import benchmark_dir, versions
 
 
 def compact_json(record: dict) -> str:
@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--tasks", nargs="+", default=["digits", "shapes"], choices=["digits", "shapes"])
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step count (smoke runs)")
-    parser.add_argument("--out", type=Path, default=BENCHMARK_DIR / "09_label_efficiency.json")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -94,6 +94,7 @@ def main() -> None:
     out = {"notebook": "09_label_efficiency", "seeds": args.seeds, "metrics": metrics, "selection": selection,
            "steps_scale": args.steps_scale, "seconds": {k: round(s, 1) for k, s in seconds.items()},
            "runtime_s": round(time.perf_counter() - t0, 1), "versions": versions(), "runs": runs}
+    args.out = args.out or benchmark_dir() / "09_label_efficiency.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(compact_json(out) + "\n")
     print(f"wrote {args.out} in {out['runtime_s']:.0f} s")

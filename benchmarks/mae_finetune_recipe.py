@@ -17,8 +17,8 @@ import torch
 from vlmlearn.data import SHAPES, ShapesWorld
 from vlmlearn.eval import accuracy
 from vlmlearn.masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
-from vlmlearn.results import BENCHMARK_DIR, versions
-from vlmlearn.train import set_seed
+from vlmlearn.results import benchmark_dir, versions
+from vlmlearn.runtime import set_seed
 
 LRS, LAYER_DECAYS, LABELS_PER_CLASS, STEPS = (3e-4, 1e-3, 3e-3), (0.75, 1.0), 50, 200
 
@@ -46,7 +46,7 @@ def main() -> None:
     record = {"chosen": {"lr": best["lr"], "layer_decay": best["layer_decay"]}, "selected_by": "mean val accuracy of both arms",
               "labels_per_class": LABELS_PER_CLASS, "steps": STEPS, "runs": runs,
               "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
-    path = BENCHMARK_DIR / "03_finetune_recipe.json"
+    path = benchmark_dir() / "03_finetune_recipe.json"
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"chosen: lr {best['lr']:g}, layer decay {best['layer_decay']} -> {path}")
 

@@ -18,9 +18,9 @@ import torch
 
 from vlmlearn.data import SHAPES, ShapesWorld
 from vlmlearn.eval import accuracy
-from vlmlearn.masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae, pretrain_mae
-from vlmlearn.results import BENCHMARK_DIR, versions
-from vlmlearn.train import set_seed
+from vlmlearn.masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae, pretrain_mae
+from vlmlearn.results import benchmark_dir, versions
+from vlmlearn.runtime import set_seed
 
 SEEDS, LABELS_PER_CLASS, FINETUNE_STEPS = (0, 1, 2), 50, 200
 # (name, pretraining steps, changes to SHAPES_MAE_CONFIG); None steps: the shipped checkpoint, 0: no pretraining
@@ -54,7 +54,7 @@ def finetune_scores(encoder, seed: int, recipe: dict) -> tuple[float, float]:
 
 def main() -> None:
     torch.set_num_threads(2)
-    recipe = json.loads((BENCHMARK_DIR / "03_finetune_recipe.json").read_text())["chosen"]
+    recipe = MAE_FINETUNE_RECIPE
     unlabeled = ShapesWorld(seed=0, image_size=32).images(50_000).images
     rows, t0 = [], time.perf_counter()
     for name, steps, changes in VARIANTS:
@@ -77,7 +77,7 @@ def main() -> None:
     record = {"notebook": "03_masked_image_modeling", "seeds": list(SEEDS), "labels_per_class": LABELS_PER_CLASS,
               "finetune_steps": FINETUNE_STEPS, "recipe": recipe, "variants": rows,
               "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
-    path = BENCHMARK_DIR / "03_mae_variants.json"
+    path = benchmark_dir() / "03_mae_variants.json"
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {path} in {record['runtime_s']} s")
 

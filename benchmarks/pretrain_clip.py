@@ -5,23 +5,24 @@
 
 The fixed model of notebook 01 at its seed 0, with its recipe (`vlmlearn.contrastive.shapes_clip` and
 `fit_clip`): 50,000 clean ShapesWorld pairs (world seed 0), one hard-negative caption per pair, 300 steps
-of 256 pairs. Writes <out>.safetensors (the weights) and <out>.json (config, vocabulary size, steps,
+of 256 pairs. Writes <out>.safetensors (the weights) and <out>.json (model name, config, vocabulary, steps,
 seed, runtime, versions, and the scores it reaches on world seed 0's test split: retrieval R@1,
 zero-shot shape and colour on seen and held-out combinations), which
-`vlmlearn.contrastive.load_pretrained_clip` reads.
+`vlmlearn.clip_models.load_pretrained_clip` reads.
 """
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from vlmlearn.contrastive import (SHAPES_CLIP_CHECKPOINT, SHAPES_CLIP_CONFIG, fit_clip, object_prompts,
-                                  retrieval_metrics, shapes_clip, zero_shot_accuracy)
+from vlmlearn.assets import save_weights
+from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT
+from vlmlearn.contrastive import (SHAPES_CLIP_CONFIG, fit_clip, object_prompts, retrieval_metrics, shapes_clip,
+                                  zero_shot_accuracy)
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.results import versions
-from vlmlearn.train import save_weights, set_seed
+from vlmlearn.runtime import set_seed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,12 +52,11 @@ def main() -> None:
     for name, batch in (("seen", world.labeled(1000, split="test")), ("heldout", world.heldout_pairs(1000))):
         accs = zero_shot_accuracy(model, tok, batch, object_prompts())
         scores.update({f"zeroshot_{name}_{a}": accs[a] for a in ("shape", "color")})
-    record = {"config": SHAPES_CLIP_CONFIG, "vocab_size": tok.vocab_size, "steps": args.steps, "seed": args.seed,
+    record = {"model": "shapes-clip", "config": SHAPES_CLIP_CONFIG, "vocab": tok.itos[len(tok.specials):], "steps": args.steps, "seed": args.seed,
               "batch_size": args.batch_size, "pairs": args.pairs, "final_loss": round(history.train["loss"][-1], 4),
               "scores": {k: round(v, 4) for k, v in scores.items()}, "runtime_s": round(runtime),
               "versions": versions()}
-    save_weights(model, args.out.with_suffix(".safetensors"))
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    save_weights(model, args.out.with_suffix(".safetensors"), record)
     print(f"wrote {args.out}.safetensors and .json: {args.steps} steps in {record['runtime_s']} s, {record['scores']}")
 
 

@@ -7,12 +7,11 @@ Runs `vlmlearn.masked.pretrain_mae` (a fresh `MaskedAutoencoder(**SHAPES_MAE_CON
 betas 0.9, 0.95 and weight decay 0.05 on weight matrices, a linear warm-up and a cosine decay, as the
 MAE paper does) on unlabeled ShapesWorld images (world seed 0, the "images" stream: no labels, no
 captions). Writes <out>.safetensors (the
-weights) and <out>.json (config, steps, seed, batch size, data size, learning rate, final loss,
+weights) and <out>.json (model name, config, steps, seed, batch size, data size, learning rate, final loss,
 runtime, versions), which `vlmlearn.masked.load_pretrained_mae` reads. `--snapshots 1100 4000` also
 saves the weights at those steps (to <out>_<step>.safetensors) to see what longer pretraining buys.
 """
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from vlmlearn.data import ShapesWorld
 from vlmlearn.masked import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG, pretrain_mae
 from vlmlearn.results import versions
-from vlmlearn.train import save_weights
+from vlmlearn.assets import save_weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +51,10 @@ def main() -> None:
     model, history = pretrain_mae(images, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                                   callbacks=[snapshot], desc=None)
     final = history.train["loss"][-200:]
-    save_weights(model, args.out.with_suffix(".safetensors"))
-    record = {"config": SHAPES_MAE_CONFIG, "steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
+    record = {"model": "shapes-mae", "config": SHAPES_MAE_CONFIG, "steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
               "unlabeled_images": args.unlabeled, "lr": args.lr, "final_loss": round(sum(final) / len(final), 4),
               "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
-    args.out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    save_weights(model, args.out.with_suffix(".safetensors"), record)
     print(f"wrote {args.out}.safetensors and .json: {record['steps']} steps, loss {record['final_loss']}, "
           f"{record['runtime_s']} s")
 

@@ -19,7 +19,9 @@ from vlmlearn.eval import accuracy
 from vlmlearn.models import SmallCNN
 from vlmlearn.semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
                            semi_batches, supervised_step)
-from vlmlearn.train import param_groups, set_seed, train
+from vlmlearn.optim import param_groups
+from vlmlearn.runtime import set_seed
+from vlmlearn.train import train
 
 METHODS = ("supervised", "Π-model", "Mean Teacher", "FixMatch")
 STEPS, MU = 1000, 7  # notebook 08's budget: every method the same steps and the same labeled and unlabeled batches

@@ -3,7 +3,7 @@
     python benchmarks/throughput_vs_open_clip.py            # make bench-throughput: about 3 minutes on 2 cores
     python benchmarks/throughput_vs_open_clip.py --images 512 --epochs 1 --repeats 1 --out build/tp.json   # a smoke run
 
-- Model: vlmlearn/model_configs/vlmlearn-tiny.json, registered with open_clip (`open_clip.add_model_config`), so both
+- Model: vlmlearn/shipped/model_configs/vlmlearn-tiny.json, registered with open_clip (`open_clip.add_model_config`), so both
   trainers build the identical architecture and train transform with `open_clip.create_model_and_transforms`
   (a ViT on 32 px images in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each).
 - Data: ShapesWorld training pairs exported as an open_clip CSV (tab-separated PNG paths and captions).
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CONFIG = HERE.parent / "vlmlearn" / "model_configs" / "vlmlearn-tiny.json"
+CONFIG = HERE.parent / "vlmlearn" / "shipped" / "model_configs" / "vlmlearn-tiny.json"
 OPEN_CLIP_MAIN = ("import sys, open_clip; open_clip.add_model_config(sys.argv.pop(1)); "
                   "from open_clip_train.main import main; main(sys.argv[1:])")
 # "Train Epoch: 0 [ 1280/4096 (31%)] Data (t): 0.010 Batch (t): 0.254, ..."

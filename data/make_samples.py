@@ -1,6 +1,6 @@
 """Write the small committed samples of each real format, exported from ShapesWorld.
 
-    python data/make_samples.py            # rewrites data/samples/{coco,flickr30k,csv,folder}
+    python data/make_samples.py            # rewrites vlmlearn/shipped/samples/{coco,flickr30k,csv,folder}
 
 24 validation images of ShapesWorld seed 0 at 32 px, each with its 4 caption paraphrases (COCO
 has 5 per image). The files are small enough to open by hand and to commit.
@@ -9,10 +9,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from vlmlearn.data import ShapesWorld, export_coco_captions, export_csv_pairs, export_flickr30k, paraphrases
+from vlmlearn.data import SAMPLES_DIR, ShapesWorld, export_coco_captions, export_csv_pairs, export_flickr30k, paraphrases
 
 
-def main(out: Path = Path(__file__).resolve().parent / "samples", n: int = 24) -> None:
+def main(out: Path = SAMPLES_DIR, n: int = 24) -> None:
     batch = ShapesWorld(seed=0, image_size=32).pairs(n, split="val")
     captions = paraphrases(batch.attributes)
     export_coco_captions(batch, out / "coco", captions=captions)

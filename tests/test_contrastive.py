@@ -1,4 +1,5 @@
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,7 +8,9 @@ from vlmlearn.contrastive import (DualEncoder, object_prompts, binding_accuracy,
                                   retrieval_metrics, siglip_step, zero_shot_accuracy)
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.train import clamp_logit_scales_, minibatches, set_seed, train
+from vlmlearn.optim import clamp_logit_scales_
+from vlmlearn.train import minibatches, train
+from vlmlearn.runtime import set_seed
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +118,10 @@ def test_binding_accuracy_reads_the_chosen_twins_and_counts_ties_as_chance(tok):
 def test_the_shipped_clip_checkpoint_is_what_its_script_writes():
     import importlib.util
 
-    from vlmlearn.contrastive import SHAPES_CLIP_CHECKPOINT, SHAPES_CLIP_CONFIG, load_pretrained_clip
+    from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT, load_pretrained_clip
+    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG
 
-    spec = importlib.util.spec_from_file_location("pretrain_clip", SHAPES_CLIP_CHECKPOINT.parents[2] / "benchmarks" / "pretrain_clip.py")
+    spec = importlib.util.spec_from_file_location("pretrain_clip", Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_clip.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     defaults = script.build_parser().parse_args([])
@@ -134,14 +138,23 @@ def test_the_shipped_clip_checkpoint_is_what_its_script_writes():
 def test_load_pretrained_clip_says_what_is_missing_or_stale(tmp_path, tok):
     import json
 
-    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, load_pretrained_clip, shapes_clip
-    from vlmlearn.train import save_weights
+    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, shapes_clip
+    from vlmlearn.clip_models import load_pretrained_clip
+    from vlmlearn.assets import save_weights
 
     save_weights(shapes_clip(tok.vocab_size), tmp_path / "clip.safetensors")
     with pytest.raises(FileNotFoundError, match="clip.json"):
         load_pretrained_clip(tmp_path / "clip.safetensors")
-    (tmp_path / "clip.json").write_text(json.dumps({"config": SHAPES_CLIP_CONFIG, "vocab_size": tok.vocab_size + 1}))
-    with pytest.raises(ValueError, match="vocabulary"):
+    (tmp_path / "clip.json").write_text(json.dumps({"config": SHAPES_CLIP_CONFIG, "vocab_size": tok.vocab_size}))
+    with pytest.raises(ValueError, match="a 'model' entry"):  # the record format before one format for all
+        load_pretrained_clip(tmp_path / "clip.safetensors")
+    words = tok.itos[len(tok.specials):]
+    (tmp_path / "clip.json").write_text(json.dumps({"model": "shapes-clip", "config": SHAPES_CLIP_CONFIG,
+                                                    "vocab": [*words, "zebra"]}))
+    with pytest.raises(ValueError, match="does not fit the model its record describes"):
+        load_pretrained_clip(tmp_path / "clip.safetensors")
+    (tmp_path / "clip.json").write_text(json.dumps({"model": "shapes-mae", "config": {}}))
+    with pytest.raises(ValueError, match="expected 'shapes-clip'"):
         load_pretrained_clip(tmp_path / "clip.safetensors")
 
 

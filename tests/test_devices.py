@@ -15,7 +15,7 @@ from vlmlearn.contrastive import (DualEncoder, binding_accuracy, clip_step, cons
                                   image_text_similarity, object_prompts, pair_similarity, retrieval_metrics,
                                   siglip_step, zero_shot_accuracy)
 from vlmlearn.clip_models import plain_transform
-from vlmlearn.data import ANSWERS, Collate, ShapesWorld, StepLoader, TrainPairs, WordTokenizer, caption_vocabulary, read_pairs
+from vlmlearn.data import ANSWERS, SAMPLES_DIR, Collate, ShapesWorld, StepLoader, TrainPairs, WordTokenizer, caption_vocabulary, read_pairs
 from vlmlearn.eval_retrieval import retrieval_scores
 from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
 from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes, shapes_strong_augment
@@ -23,7 +23,8 @@ from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, pre
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
                            predict_probs, pseudo_label_step, self_training_round, supervised_step)
-from vlmlearn.train import clamp_logit_scales_, param_groups, train
+from vlmlearn.optim import clamp_logit_scales_, param_groups
+from vlmlearn.train import train
 from vlmlearn.widgets import caption_painter, mask_ratio_explorer, masked_word_predictions
 from vlmlearn.vqa import VQAByMatching, VQAModel, answer_candidates, answer_statements, vqa_accuracy, vqa_step
 
@@ -34,7 +35,7 @@ DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else []) + (
 WORLD = ShapesWorld(seed=0, image_size=16)
 PAIRS = WORLD.pairs(8)
 VQA = WORLD.vqa(8)
-SAMPLES = read_pairs("coco", Path(__file__).resolve().parents[1] / "data" / "samples" / "coco" / "captions.json")
+SAMPLES = read_pairs("coco", SAMPLES_DIR / "coco" / "captions.json")
 TOK = WordTokenizer.from_texts(caption_vocabulary() + VQA.questions + list(ANSWERS), context_length=20)
 
 

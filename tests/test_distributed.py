@@ -98,7 +98,8 @@ def _pairs(n=64):
 
 def _fit(steps=20, global_batch=2 * B):
     from vlmlearn.contrastive import clip_step
-    from vlmlearn.train import minibatches, param_groups, train
+    from vlmlearn.train import minibatches, train
+    from vlmlearn.optim import param_groups
 
     model = _tiny_dual_encoder()
     # SGD, not Adam: Adam rescales a gradient that is zero in exact arithmetic (an attention key's bias) to a
@@ -133,7 +134,7 @@ TORCHRUN_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_distributed import _fit
-from vlmlearn.train import setup_distributed
+from vlmlearn.runtime import setup_distributed
 rank, size, device = setup_distributed()
 model, history = _fit(steps=5)
 torch.save({{"rank": rank, "size": size, "device": str(device), "loss": history.train["loss"]}}, f"{out}/run{{rank}}.pt")
@@ -161,7 +162,7 @@ def test_torchrun_starts_the_same_training_on_two_processes(tmp_path):
 
 
 def test_setup_distributed_without_torchrun_starts_nothing(monkeypatch):
-    from vlmlearn.train import setup_distributed
+    from vlmlearn.runtime import setup_distributed
 
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     rank, size, _ = setup_distributed()

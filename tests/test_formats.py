@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vlmlearn.data import (export_coco_captions, export_csv_pairs, export_flickr30k, load_coco_captions,
+from vlmlearn.data import (SAMPLES_DIR, export_coco_captions, export_csv_pairs, export_flickr30k, load_coco_captions,
                            load_csv_pairs, load_flickr30k, load_image, load_image_folder)
 
 
@@ -143,7 +143,7 @@ def test_missing_files_and_folders(tmp_path):
 def test_committed_samples_load():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent / "data" / "samples"
+    root = SAMPLES_DIR
     coco = load_coco_captions(root / "coco" / "captions.json", root / "coco" / "images")
     flickr = load_flickr30k(root / "flickr30k" / "dataset_flickr30k.json", root / "flickr30k" / "images", "train")
     csv = load_csv_pairs(root / "csv" / "pairs.csv")

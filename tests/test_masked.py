@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from vlmlearn.masked import (MAEClassifier, MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights,
-                             layer_decay_groups, load_pretrained_mae, mask_tokens, mlm_loss, patchify, random_masking,
-                             repair_vitmae_init, unpatchify)
+                             load_pretrained_mae, mask_tokens, mlm_loss, patchify, random_masking, repair_vitmae_init,
+                             unpatchify)
+from vlmlearn.optim import layer_decay_groups
 from vlmlearn.models import SmallCNN
 
 
@@ -241,7 +242,7 @@ def test_mae_classifier_and_layer_wise_learning_rates():
 def test_pretrained_mae_loads_from_safetensors_with_its_record(tmp_path):
     import json
 
-    from vlmlearn.train import save_weights
+    from vlmlearn.assets import save_weights
 
     config = dict(image_size=16, patch_size=4, width=32, depth=1, heads=2, decoder_width=16, decoder_depth=1,
                   decoder_heads=2)
@@ -250,7 +251,7 @@ def test_pretrained_mae_loads_from_safetensors_with_its_record(tmp_path):
     save_weights(model, tmp_path / "mae.safetensors")
     with pytest.raises(FileNotFoundError, match="mae.json"):
         load_pretrained_mae(tmp_path / "mae.safetensors")
-    (tmp_path / "mae.json").write_text(json.dumps({"config": config, "steps": 3}))
+    (tmp_path / "mae.json").write_text(json.dumps({"model": "shapes-mae", "config": config, "steps": 3}))
     loaded, record = load_pretrained_mae(tmp_path / "mae.safetensors")
     assert record["steps"] == 3 and not loaded.training
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
@@ -261,7 +262,7 @@ def test_the_shipped_mae_checkpoint_is_what_its_script_writes():
 
     from vlmlearn.masked import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG
 
-    spec = importlib.util.spec_from_file_location("pretrain_mae", SHAPES_MAE_CHECKPOINT.parents[2] / "benchmarks" / "pretrain_mae.py")
+    spec = importlib.util.spec_from_file_location("pretrain_mae", __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_mae.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     defaults = script.build_parser().parse_args([])
@@ -298,3 +299,17 @@ def test_finetune_mae_learns_a_separable_task_and_leaves_the_encoder_alone():
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # a copy was trained
     flipped = finetune_augment(x)
     assert flipped.shape == x.shape and not torch.equal(flipped, x)
+
+
+def test_the_package_recipe_is_the_one_chosen_on_validation():
+    """MAE_FINETUNE_RECIPE (finetune_mae's defaults, what label_efficiency uses) is what the committed recipe grid chose."""
+    import inspect
+    import json
+    from pathlib import Path
+
+    from vlmlearn.masked import MAE_FINETUNE_RECIPE, finetune_mae
+
+    grid = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "03_finetune_recipe.json").read_text())
+    assert grid["chosen"] == MAE_FINETUNE_RECIPE
+    defaults = {k: v.default for k, v in inspect.signature(finetune_mae).parameters.items() if k in MAE_FINETUNE_RECIPE}
+    assert defaults == MAE_FINETUNE_RECIPE

@@ -172,7 +172,8 @@ def test_fixmatch_learns_and_accepts_only_confident_correct_pseudo_labels():
     from vlmlearn.data import load_digits_split
     from vlmlearn.eval import accuracy
     from vlmlearn.semi import predict_probs
-    from vlmlearn.train import set_seed, train
+    from vlmlearn.runtime import set_seed
+    from vlmlearn.train import train
 
     s = load_digits_split(5, seed=0, image_size=16)
     set_seed(0)

@@ -4,8 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from vlmlearn.train import (History, clamp_logit_scales_, evaluate, load_checkpoint, load_weights, minibatches,
-                            param_groups, save_checkpoint, save_weights, set_seed, set_train_mode, train)
+from vlmlearn.train import History, evaluate, load_checkpoint, minibatches, save_checkpoint, train
+from vlmlearn.optim import clamp_logit_scales_, param_groups
+from vlmlearn.assets import load_weights, save_weights
+from vlmlearn.runtime import set_seed, set_train_mode
 
 
 def _problem(seed=0):
@@ -203,7 +205,7 @@ def test_frozen_submodules_stay_in_eval_mode():
 
 
 def test_mixed_precision_follows_what_the_device_supports(monkeypatch):
-    from vlmlearn.train import autocast_dtype
+    from vlmlearn.runtime import autocast_dtype
 
     assert autocast_dtype(torch.device("cpu")) is None and autocast_dtype(torch.device("mps")) is None
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)

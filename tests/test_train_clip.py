@@ -230,11 +230,3 @@ def test_eval_retrieval_on_an_open_clip_model_from_a_local_file(files, tmp_path)
     assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-6)
     with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
         main(["--data", str(files["test"]), "--model", "ViT-B-32", "--pretrained", str(tmp_path / "absent.pt")])
-
-
-def test_warmup_cosine_is_open_clips_schedule():
-    from vlmlearn.train_clip import warmup_cosine
-
-    f = warmup_cosine(4, 12)
-    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert f(4) == 1.0 and f(8) == pytest.approx(0.5) and f(12) == pytest.approx(0.0)

@@ -26,7 +26,7 @@ _LIBRARIES = ("torch", "torchvision", "transformers", "open_clip_torch", "numpy"
 def device(prefer: str | None = None):
     """The device the course runs on: $VLMLEARN_DEVICE (or `prefer`) when set, else cuda, then mps,
     then cpu. The same as `vlmlearn.train.get_device`; imported lazily so `import vlmlearn` stays light."""
-    from .train import get_device
+    from .runtime import get_device
 
     return get_device(prefer)
 

@@ -6,8 +6,9 @@
     save(bundle, "run/model.safetensors"); bundle = load("run/model.safetensors")
 
 A bundle holds the model, the tokenizer its text tower reads, the train and eval image transforms (PIL image ->
-(3, S, S) tensor) and a record (a JSON-able dict) that `load` rebuilds the model from. Weights are stored as
-safetensors, so loading runs no code.
+(3, S, S) tensor) and a record (a JSON-able dict) that `load` rebuilds the model from: the checkpoint format of
+`vlmlearn.assets` (safetensors weights, so loading runs no code, and the record beside them). The CLIP that
+notebook 01 trains and the course ships is one such checkpoint (`load_pretrained_clip`).
 """
 from __future__ import annotations
 
@@ -19,10 +20,14 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from . import assets
+
 COURSE_MODELS = ("shapes-clip",)
 # open_clip configs that ship with the course; `create` registers them by name. vlmlearn-tiny: a ViT on 32 px images
 # in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each (7.2 M parameters, 6.3 M of them word embeddings)
-CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+CONFIG_DIR = assets.SHIPPED / "model_configs"
+# notebook 01's CLIP, trained once by `benchmarks/pretrain_clip.py` (make pretrain); notebooks 03 and 09 start from it
+SHAPES_CLIP_CHECKPOINT = assets.checkpoint("clip_shapes")
 
 
 @dataclass
@@ -50,7 +55,7 @@ def model_names() -> list[str]:
 
 
 def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str] | None = None, image_size: int = 32,
-           context_length: int = 32, pretrained: str | Path | None = None) -> ClipBundle:
+           context_length: int = 32, pretrained: str | Path | None = None, **shapes_config) -> ClipBundle:
     """A fresh model by name.
 
     Args:
@@ -59,7 +64,8 @@ def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str
             model config JSON, registered with `open_clip.add_model_config` under its file name.
         texts / vocab: shapes-clip's word vocabulary: the words of `texts` (the training captions), or `vocab`
             as given; neither: ShapesWorld's `caption_vocabulary()`.
-        image_size, context_length: shapes-clip's input sizes (open_clip models carry their own).
+        image_size, context_length: shapes-clip's input sizes (open_clip models carry their own);
+            `shapes_config` its other options (`vlmlearn.contrastive.shapes_clip`: token_init_std, causal).
         pretrained: open_clip only: a local weights file (open_clip's own loader; no download here).
     """
     if name == "shapes-clip":
@@ -71,10 +77,12 @@ def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str
                 WordTokenizer(caption_vocabulary(), context_length=context_length)
         else:
             tok = WordTokenizer(vocab, context_length=context_length)
-        config = dict(image_size=image_size, context_length=context_length)
+        config = dict(image_size=image_size, context_length=context_length, **shapes_config)
         model = shapes_clip(tok.vocab_size, **config)
         record = {"model": name, "config": config, "vocab": tok.itos[len(tok.specials):]}
         return ClipBundle(model, tok, plain_transform(image_size), plain_transform(image_size), record)
+    if shapes_config:
+        raise ValueError(f"{sorted(shapes_config)} are options of 'shapes-clip', not of open_clip's {name!r}")
     import open_clip
 
     record = {"model": name, "library": "open_clip"}
@@ -97,26 +105,18 @@ def create(name: str, *, texts: Sequence[str] | None = None, vocab: Sequence[str
     return ClipBundle(model, open_clip.get_tokenizer(name), train_transform, eval_transform, record)
 
 
-def save(bundle: ClipBundle, path: str | Path) -> Path:
-    """The weights as safetensors at `path` and the record beside them (same name, .json)."""
-    from .train import save_weights
-
-    path = save_weights(bundle.model, path)
-    path.with_suffix(".json").write_text(json.dumps(bundle.record, indent=1))
-    return path
+def save(bundle: ClipBundle, path: str | Path, **extra) -> Path:
+    """The weights as safetensors at `path` and the record beside them (same name, .json), with `extra` entries
+    (steps, scores, ...) added to the record."""
+    return assets.save_weights(bundle.model, path, {**bundle.record, **extra})
 
 
-def load(path: str | Path) -> ClipBundle:
-    """What `save` wrote, or a checkpoint the course ships (`data/checkpoints/clip_shapes.safetensors`), in eval mode."""
-    from .train import read_shipped_weights
-
-    weights, record = read_shipped_weights(path, "python -m vlmlearn.train_clip")
-    if "model" not in record:  # the shipped notebook 01 CLIP: its config, ShapesWorld's vocabulary
-        from .contrastive import load_pretrained_clip
-
-        model, tok, record = load_pretrained_clip(path)
-        transform = plain_transform(record["config"]["image_size"])
-        return ClipBundle(model, tok, transform, transform, record)
+def load(path: str | Path, *, expect: str | None = None, writer: str = "python -m vlmlearn.train_clip") -> ClipBundle:
+    """What `save` wrote (the course's shipped CLIP included), in eval mode. `expect`: the model name the record
+    must give (a ValueError otherwise); `writer`: the command a missing-file error suggests."""
+    weights, record = assets.read_checkpoint(path, writer=writer)
+    if expect is not None and record["model"] != expect:
+        raise ValueError(f"{path} holds a {record['model']!r} model, expected {expect!r}")
     if record["model"] in COURSE_MODELS:
         bundle = create(record["model"], vocab=record["vocab"], **record["config"])
     else:
@@ -129,6 +129,18 @@ def load(path: str | Path) -> ClipBundle:
             config.write_text(json.dumps(record["config"]))
             open_clip.add_model_config(config)
         bundle = create(record["model"])
-    bundle.model.load_state_dict(weights)
+    bundle.record = record
+    try:
+        bundle.model.load_state_dict(weights)
+    except RuntimeError as error:  # shapes or names differ: say which file and which record
+        raise ValueError(f"{path} does not fit the model its record describes ({record['model']}, "
+                         f"{record.get('config')}): {error}") from None
     bundle.model.eval()
     return bundle
+
+
+def load_pretrained_clip(path: str | Path = SHAPES_CLIP_CHECKPOINT):
+    """Notebook 01's CLIP with the weights `benchmarks/pretrain_clip.py` wrote, and its record (config, vocabulary,
+    steps, seed, runtime and the scores it reached). Returns (model in eval mode, its WordTokenizer, record)."""
+    bundle = load(path, expect="shapes-clip", writer="python benchmarks/pretrain_clip.py (make pretrain)")
+    return bundle.model, bundle.tokenizer, bundle.record

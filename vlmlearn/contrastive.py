@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 
 from .eval import embed, relevance_from_keys, retrieval_recall, zero_shot_classifier, zero_shot_predict
 from .losses import clip_loss, siglip_loss
+from .runtime import eval_mode
 
 
 class DualEncoder(nn.Module):
@@ -82,10 +82,9 @@ def siglip_step(model: DualEncoder, batch: tuple) -> tuple[torch.Tensor, dict[st
 
 
 # ------------------------------------------------------------------------------ notebook 01's model and recipe
-# The fixed model of notebook 01 (causal text tower, small word vectors, trained with hard negatives) and the
-# checkpoint `benchmarks/pretrain_clip.py` ships, which notebooks 03 and 09 start from.
+# The fixed model of notebook 01 (causal text tower, small word vectors, trained with hard negatives) and its recipe;
+# `benchmarks/pretrain_clip.py` trains it once and ships it (`vlmlearn.clip_models.load_pretrained_clip`).
 SHAPES_CLIP_CONFIG = dict(image_size=32, context_length=20, token_init_std=0.02, causal=True)
-SHAPES_CLIP_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "clip_shapes.safetensors"
 
 
 def shapes_clip(vocab_size: int, *, image_size: int = 32, context_length: int = 20, token_init_std: float = 0.02,
@@ -106,32 +105,15 @@ def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_n
     AdamW at weight decay 0.1 on weight matrices only (`param_groups`), a one-cycle schedule peaking at
     2e-3 after 10 % of `steps`, batches of `batch_size` pairs drawn with `seed`.
     images (N, 3, S, S), ids and hard_negative_ids (N, L). Returns the History; the model ends in eval mode."""
-    from .train import minibatches, param_groups, train
+    from .optim import one_cycle, param_groups
+    from .train import minibatches, train
 
     tensors = (images, ids) if hard_negative_ids is None else (images, ids, hard_negative_ids)
     opt = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    sched = one_cycle(opt, max_lr=2e-3, steps=steps, warmup_fraction=0.1)
     step = clip_step if loss_fn is clip_loss else functools.partial(clip_step, loss_fn=loss_fn)
     return train(model, opt, step, minibatches(*tensors, batch_size=batch_size, seed=seed), steps=steps,
                  scheduler=sched, max_seconds=4 * steps, desc=desc or "", progress=desc is not None)  # the cap guards runaway machines
-
-
-def load_pretrained_clip(path: str | Path = SHAPES_CLIP_CHECKPOINT):
-    """Notebook 01's CLIP with the weights `benchmarks/pretrain_clip.py` wrote (safetensors: no code
-    runs on loading), and the JSON record beside it (same name, .json: config, steps, seed, runtime and
-    the scores it reached). Returns (model in eval mode, its WordTokenizer, record)."""
-    from .data import WordTokenizer, caption_vocabulary
-    from .train import read_shipped_weights
-
-    weights, record = read_shipped_weights(path, "benchmarks/pretrain_clip.py")
-    config = record["config"]
-    tok = WordTokenizer(caption_vocabulary(), context_length=config["context_length"])
-    if tok.vocab_size != record["vocab_size"]:
-        raise ValueError(f"{Path(path).name} was trained with a vocabulary of {record['vocab_size']} words, but "
-                         f"caption_vocabulary() now has {tok.vocab_size}; retrain it with benchmarks/pretrain_clip.py")
-    model = shapes_clip(tok.vocab_size, **config)
-    model.load_state_dict(weights)
-    return model.eval(), tok, record
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -141,13 +123,9 @@ def load_pretrained_clip(path: str | Path = SHAPES_CLIP_CHECKPOINT):
 @contextmanager
 def _encoders(model: nn.Module, tokenizer) -> Iterator[tuple[Callable, Callable]]:
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         yield (lambda x: model.encode_image(x.to(device)),
                lambda texts: model.encode_text(tokenizer(list(texts)).to(device)))
-    finally:
-        model.train(was_training)
 
 
 def image_text_similarity(model: nn.Module, tokenizer, images: torch.Tensor, texts: Sequence[str]) -> torch.Tensor:

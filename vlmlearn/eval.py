@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import eval_mode
+
 
 def relevance_from_keys(image_keys: Sequence[str], text_keys: Sequence[str]) -> torch.Tensor:
     """(N_img, N_txt) bool: True where an image and a text describe the same content."""
@@ -65,16 +67,12 @@ def embed(fn: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, *, b
     """Apply an encoder to inputs in batches without gradients: (N, ...) -> (N, D) on the CPU."""
     if device is None and isinstance(fn, nn.Module):
         device = next(fn.parameters()).device
-    was_training = getattr(fn, "training", False)
-    if isinstance(fn, nn.Module):
-        fn.eval()
     out = []
-    for i in range(0, len(inputs), batch_size):
-        x = inputs[i:i + batch_size]
-        z = fn(x.to(device) if device is not None else x).float()
-        out.append((F.normalize(z, dim=-1) if normalize else z).cpu())
-    if isinstance(fn, nn.Module):
-        fn.train(was_training)
+    with eval_mode(*([fn] if isinstance(fn, nn.Module) else [])):
+        for i in range(0, len(inputs), batch_size):
+            x = inputs[i:i + batch_size]
+            z = fn(x.to(device) if device is not None else x).float()
+            out.append((F.normalize(z, dim=-1) if normalize else z).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from .data.formats import ImageCaptionDataset
 from .data.loader import DATASET_TYPES, read_pairs, read_rgb
 from .eval import embed, retrieval_recall
+from .runtime import eval_mode
 
 
 class _Images(torch.utils.data.Dataset):
@@ -47,15 +48,11 @@ def encode_pairs(model: nn.Module, tokenizer: Callable, data: ImageCaptionDatase
     """Unit-norm image features (N, D), text features (M, D) of every caption, and the image index of each
     caption (M,), with `model.encode_image` / `encode_text` (a DualEncoder or an open_clip CLIP) in eval mode."""
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         loader = torch.utils.data.DataLoader(_Images(data, transform), batch_size=batch_size, num_workers=workers)
         images = torch.cat([F.normalize(model.encode_image(x.to(device)).float(), dim=-1).cpu() for x in loader])
         image_of, texts = data.pairs()
         text = embed(lambda t: model.encode_text(tokenizer(list(t)).to(device)), texts, batch_size=batch_size)
-    finally:
-        model.train(was_training)
     return images, text, torch.tensor(image_of)
 
 
@@ -89,7 +86,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     from . import clip_models
-    from .train import get_device
+    from .runtime import get_device
 
     args = parse_args(argv)
     if args.model:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import SmallCNN, TextTransformer, check_images
+from .runtime import eval_mode
 
 
 class Captioner(nn.Module):
@@ -75,21 +76,19 @@ class Captioner(nn.Module):
         softmax(logits / temperature). Images may be on any device; ids come back on theirs."""
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        was_training = self.training
-        self.eval()
         check_images(images, 3, self.image_size)
         length = max_length or self.context_length
         given_on = images.device  # the ids come back on the images' device; the work runs on the model's
         images = images.to(self.image_proj.weight.device)
-        memory = self.encode_image(images)
         if temperature == 0:
             pick = lambda logits: logits.argmax(-1)
         else:
             pick = lambda logits: torch.multinomial((logits / temperature).softmax(-1).cpu(), 1,
                                                     generator=generator)[:, 0].to(images.device)
-        ids = greedy_decode(lambda ids: self.decode(memory, ids)[:, -1], len(images), self.bos_id, self.eos_id,
-                            self.pad_id, length, pick=pick, device=images.device)
-        self.train(was_training)
+        with eval_mode(self):
+            memory = self.encode_image(images)
+            ids = greedy_decode(lambda ids: self.decode(memory, ids)[:, -1], len(images), self.bos_id, self.eos_id,
+                                self.pad_id, length, pick=pick, device=images.device)
         return ids.to(given_on)
 
 

@@ -33,15 +33,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .contrastive import load_pretrained_clip, object_prompts, zero_shot_accuracy
+from .clip_models import load_pretrained_clip
+from .contrastive import object_prompts, zero_shot_accuracy
 from .data import SHAPES, ShapesWorld, load_digits_split
 from .eval import confusion_matrix, embed, linear_probe
-from .masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae, warmup_cosine
+from .masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae
+from .optim import warmup_cosine
 from .models import SmallCNN
-from .results import BENCHMARK_DIR
 from .semi import (Ramp, cutout, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
                    predict_probs, pseudo_label_step, self_training_round, semi_batches, strong_augment, supervised_step)
-from .train import minibatches, param_groups, set_seed, train
+from .train import minibatches, train
+from .optim import param_groups
+from .runtime import set_seed
 
 DIGIT_LABELS = (1, 2, 5, 10, "all")
 DIGIT_METHODS = ("supervised", "pseudolabel", "selftraining", "pi", "meanteacher", "fixmatch")
@@ -194,8 +197,8 @@ def load_pretrained(device: torch.device | str = "cpu") -> dict:
     """The shipped checkpoints the shapes methods start from (notebook 01's CLIP, notebook 03's MAE)
     and notebook 03's fine-tuning recipe: {"clip", "tok", "mae", "mae_recipe"}."""
     clip, tok, _ = load_pretrained_clip()
-    recipe = json.loads((BENCHMARK_DIR / "03_finetune_recipe.json").read_text())["chosen"]
-    return {"clip": clip.to(device), "tok": tok, "mae": load_pretrained_mae()[0].to(device), "mae_recipe": recipe}
+    return {"clip": clip.to(device), "tok": tok, "mae": load_pretrained_mae()[0].to(device),
+            "mae_recipe": dict(MAE_FINETUNE_RECIPE)}
 
 
 def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, settings: dict | None = None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .runtime import world
+
 
 def _check(image_features: torch.Tensor, text_features: torch.Tensor, extra: torch.Tensor | None = None) -> None:
     if image_features.ndim != 2 or text_features.ndim != 2:
@@ -28,15 +30,6 @@ def _check(image_features: torch.Tensor, text_features: torch.Tensor, extra: tor
         if (norms - 1).abs().max() > 1e-2:
             raise ValueError(f"expected L2-normalised {name} features (norms 1), got norms in "
                              f"[{norms.min():.3g}, {norms.max():.3g}]; apply F.normalize(x, dim=-1)")
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of the initialised default process group, else (0, 1)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def gather_features(features: torch.Tensor, *, with_grad: bool = True, keep_local_grad: bool = True) -> torch.Tensor:

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import assets
 from .models import check_images, sincos_position_embedding_2d
+from .optim import layer_decay_groups, param_groups, warmup_cosine
+from .runtime import eval_mode
 
 
 def _blocks(width: int, depth: int, heads: int, mlp_ratio: float, eps: float = 1e-6) -> nn.TransformerEncoder:
@@ -221,28 +224,6 @@ class MAEClassifier(nn.Module):
         return self.head(self.norm(self.encoder(images)))
 
 
-def layer_decay_groups(model: MAEClassifier, lr: float, *, layer_decay: float = 0.75, weight_decay: float = 0.05) -> list[dict]:
-    """Optimizer groups with layer-wise learning-rate decay, as MAE fine-tunes (from BEiT): the head
-    and final norm get `lr`, block i of d gets lr * layer_decay ** (d - i), the patch projection and
-    CLS token lr * layer_decay ** (d + 1). Weight decay as `vlmlearn.train.param_groups` applies it."""
-    from .train import param_groups
-
-    blocks = model.encoder.blocks.layers
-    depth = len(blocks)
-    groups = param_groups(model, weight_decay, params=[model.encoder.patch_embed.weight, model.encoder.patch_embed.bias,
-                                                       model.encoder.cls_token], lr=lr * layer_decay ** (depth + 1))
-    for i, block in enumerate(blocks):
-        groups += param_groups(model, weight_decay, params=block.parameters(), lr=lr * layer_decay ** (depth - i))
-    top = [*model.encoder.norm.parameters(), *model.norm.parameters(), *model.head.parameters()]
-    return groups + param_groups(model, weight_decay, params=top, lr=lr)
-
-
-def warmup_cosine(steps: int, *, warmup: int):
-    """Learning-rate factor at step s: linear warm-up over `warmup` steps, then a cosine decay to 0
-    at `steps` (as MAE pretrains and fine-tunes). For `torch.optim.lr_scheduler.LambdaLR`."""
-    return lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-
-
 def finetune_augment(images: torch.Tensor) -> torch.Tensor:
     """The fine-tuning augmentation for ShapesWorld shapes: a shift of up to 2 pixels and a random
     horizontal flip (every shape is its own mirror image; no rotations, which would turn a square
@@ -254,6 +235,11 @@ def finetune_augment(images: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], shifted.flip(-1), shifted)
 
 
+# The fine-tuning recipe `benchmarks/mae_finetune_recipe.py` chose on validation data (its 03_finetune_recipe.json
+# records every candidate); finetune_mae's defaults are this recipe.
+MAE_FINETUNE_RECIPE = dict(lr=1e-3, layer_decay=0.75)
+
+
 def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor, num_classes: int, *,
                  steps: int = 200, lr: float = 1e-3, layer_decay: float = 0.75, batch_size: int = 32, seed: int = 0,
                  eval_fn=None, desc: str = "fine-tune"):
@@ -262,7 +248,8 @@ def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor
     `finetune_augment`. images (N, C, S, S), labels (N,). Returns (model in eval mode, History)."""
     import copy
 
-    from .train import minibatches, set_seed, train
+    from .runtime import set_seed
+    from .train import minibatches, train
 
     set_seed(seed)
     device = next(encoder.parameters()).device
@@ -280,7 +267,7 @@ def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor
 SHAPES_MAE_CONFIG = dict(image_size=32, patch_size=4, in_channels=3, width=128, depth=4, heads=4, decoder_width=64,
                          decoder_depth=1, decoder_heads=4, mlp_ratio=2.0, mask_ratio=0.75, norm_pix_loss=True,
                          norm_pix_eps=0.01)
-SHAPES_MAE_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "checkpoints" / "mae_shapes.safetensors"
+SHAPES_MAE_CHECKPOINT = assets.checkpoint("mae_shapes")
 
 
 def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_size: int = 64, seed: int = 0,
@@ -292,7 +279,8 @@ def pretrain_mae(images: torch.Tensor, *, steps: int, lr: float = 1.5e-3, batch_
     warm-up then cosine decay. The recipe of the shipped checkpoint (`benchmarks/pretrain_mae.py`). `masking`
     replaces `random_masking` (same contract), as notebook 03 does with the learner's.
     Returns (model in eval mode, History)."""
-    from .train import minibatches, param_groups, set_seed, train
+    from .runtime import set_seed
+    from .train import minibatches, train
 
     unknown = set(config or {}) - set(SHAPES_MAE_CONFIG)
     if unknown:
@@ -314,9 +302,9 @@ def load_pretrained_mae(path: str | Path = SHAPES_MAE_CHECKPOINT) -> tuple[Maske
     Reads `path` (safetensors: no code runs on loading) and the JSON beside it (same name, .json:
     the model config, steps, seed, data size, runtime and final loss). Returns (model in eval mode, that record).
     """
-    from .train import read_shipped_weights
-
-    weights, record = read_shipped_weights(path, "benchmarks/pretrain_mae.py")
+    weights, record = assets.read_checkpoint(path, writer="python benchmarks/pretrain_mae.py (make pretrain)")
+    if record["model"] != "shapes-mae":
+        raise ValueError(f"{path} holds a {record['model']!r} model, expected notebook 03's 'shapes-mae'")
     model = MaskedAutoencoder(**record["config"])
     model.load_state_dict(weights)
     return model.eval(), record
@@ -493,16 +481,16 @@ def predict_each_word(model: MaskedCaptionModel, ids: torch.Tensor, images: torc
     ids (B, L) -> predictions (B, L): entry (i, j) is the model's guess for word j of caption i when
     only that word is replaced by the mask token. Padding positions get pad_id.
     """
-    model.eval()
     device = next(model.parameters()).device
     rows, cols = (ids != pad_id).nonzero(as_tuple=True)
     preds = torch.full_like(ids, pad_id)  # on the device of the ids, like the input
-    for start in range(0, len(rows), batch_size):
-        r, c = rows[start:start + batch_size], cols[start:start + batch_size]
-        x = ids[r].clone()
-        x[torch.arange(len(r)), c] = mask_id
-        logits = model(x.to(device), None if images is None else images[r].to(device))
-        preds[r, c] = logits[torch.arange(len(r), device=device), c.to(device)].argmax(-1).to(preds.device)
+    with eval_mode(model):
+        for start in range(0, len(rows), batch_size):
+            r, c = rows[start:start + batch_size], cols[start:start + batch_size]
+            x = ids[r].clone()
+            x[torch.arange(len(r)), c] = mask_id
+            logits = model(x.to(device), None if images is None else images[r].to(device))
+            preds[r, c] = logits[torch.arange(len(r), device=device), c.to(device)].argmax(-1).to(preds.device)
     return preds
 
 

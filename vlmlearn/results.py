@@ -10,21 +10,31 @@ from __future__ import annotations
 
 import json
 import math
-from importlib import metadata
 import os
 import platform
+from importlib import metadata
 import time
 from pathlib import Path
 
+from .assets import course_checkout
+
 
 def results_dir() -> Path:
-    """$VLMLEARN_RESULTS_DIR, else build/results in the course checkout (wherever the notebook runs
-    from), else build/results under the current folder."""
+    """$VLMLEARN_RESULTS_DIR, else build/results in the course checkout (`assets.course_checkout`), else
+    build/results under the current folder."""
     if os.environ.get("VLMLEARN_RESULTS_DIR"):
         return Path(os.environ["VLMLEARN_RESULTS_DIR"])
-    checkout = Path(__file__).resolve().parent.parent
-    root = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
-    return root / "build" / "results"
+    return (course_checkout() or Path.cwd()) / "build" / "results"
+
+
+def benchmark_dir() -> Path:
+    """benchmarks/results/ of the course checkout, where `make bench` commits the multi-seed results; a
+    FileNotFoundError outside a checkout (set $VLMLEARN_CHECKOUT to point at one)."""
+    checkout = course_checkout()
+    if checkout is None:
+        raise FileNotFoundError(f"no course checkout (a folder holding benchmarks/results/) at or above {Path.cwd()}; "
+                                f"run from the course repository or set VLMLEARN_CHECKOUT")
+    return checkout / "benchmarks" / "results"
 
 
 def record_results(notebook: str, metrics: dict[str, float], baselines: dict[str, float], *,
@@ -47,7 +57,7 @@ def record_results(notebook: str, metrics: dict[str, float], baselines: dict[str
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
                 raise ValueError(f"{group}[{k!r}] must be a finite number, got {v!r}")
     if device is None:
-        from .train import get_device
+        from .runtime import get_device
 
         device = f"{get_device().type} ({platform.machine()}, {os.cpu_count()} cores)"
     out = Path(folder or results_dir())
@@ -84,9 +94,6 @@ def results_table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-BENCHMARK_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
-
-
 def versions() -> dict[str, str]:
     """Python's version and those of the libraries a result depends on."""
     found = {"python": platform.python_version()}
@@ -99,7 +106,7 @@ def versions() -> dict[str, str]:
 
 
 def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]], *, runtime_s: float,
-                    folder: str | Path = BENCHMARK_DIR) -> Path:
+                    folder: str | Path | None = None) -> Path:
     """Write {"notebook", "seeds", "metrics": {key: {"per_seed", "mean", "std"}}, "runtime_s", "versions"}
     from one metrics dict per seed (the keys every run has). Returns the path written."""
     if len(seeds) != len(runs) or not runs:
@@ -113,15 +120,18 @@ def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]
         metrics[k] = {"per_seed": values, "mean": round(mean, 6), "std": round(std, 6)}
     record = {"notebook": notebook, "seeds": list(seeds), "metrics": metrics, "runtime_s": round(runtime_s, 1),
               "versions": versions(), "machine": f"{platform.machine()}, {os.cpu_count()} cores"}
-    path = Path(folder) / f"{notebook}.json"
+    path = Path(folder or benchmark_dir()) / f"{notebook}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
     return path
 
 
-def load_benchmark(notebook: str, folder: str | Path = BENCHMARK_DIR) -> dict | None:
-    """The committed multi-seed results of a notebook, or None when `make bench` has not written them."""
-    path = Path(folder) / f"{notebook}.json"
+def load_benchmark(notebook: str, folder: str | Path | None = None) -> dict | None:
+    """The committed multi-seed results of a notebook, or None when `make bench` has not written them (or
+    there is no course checkout to read them from)."""
+    if folder is None and course_checkout() is None:
+        return None
+    path = Path(folder or benchmark_dir()) / f"{notebook}.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 

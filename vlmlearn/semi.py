@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import eval_mode
+
 
 def _check(x: torch.Tensor) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
@@ -278,13 +280,10 @@ def pseudo_label_step(model: nn.Module, batch: tuple, *, threshold: float | None
 @torch.no_grad()
 def predict_probs(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
     """Class probabilities (N, K) for an image tensor (N, C, H, W), in eval mode, on the model's device."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    probs = torch.cat([model(images[i:i + batch_size].to(device)).softmax(-1).cpu()
-                       for i in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return probs
+    with eval_mode(model):
+        return torch.cat([model(images[i:i + batch_size].to(device)).softmax(-1).cpu()
+                          for i in range(0, len(images), batch_size)])
 
 
 def select_pseudo_labels(probs: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:

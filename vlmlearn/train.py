@@ -14,146 +14,19 @@ time budget, checkpoints you can resume from, and a `History` that plots directl
 """
 from __future__ import annotations
 
-import math
 import os
-import random
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 
+from .optim import clamp_logit_scales_
+from .runtime import autocast_dtype, eval_mode, mean_over_ranks, set_train_mode, shard, to_device, world, wrap_ddp
+
 StepFn = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, numpy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
-
-
-def get_device(prefer: str | None = None) -> torch.device:
-    """cuda if available, then mps, then cpu; or the device named by `prefer` / $VLMLEARN_DEVICE."""
-    prefer = prefer or os.environ.get("VLMLEARN_DEVICE")
-    if prefer:
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """Join the process group torchrun describes in the environment (RANK, WORLD_SIZE, LOCAL_RANK,
-    MASTER_ADDR, MASTER_PORT): nccl with one GPU per process where CUDA is available, gloo on CPUs.
-    Without torchrun (no WORLD_SIZE, or 1) nothing is started. Returns (rank, world size, device).
-
-        torchrun --nproc_per_node 4 my_training.py    # my_training.py calls setup_distributed() first
-    """
-    import torch.distributed as dist
-
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size == 1:
-        return 0, 1, get_device()
-    if "RANK" not in os.environ or "LOCAL_RANK" not in os.environ:
-        raise ValueError(f"WORLD_SIZE={size} but RANK or LOCAL_RANK is missing: start the script with torchrun")
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", int(os.environ["LOCAL_RANK"])) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed precision `train` uses on `device`: bfloat16 on CUDA GPUs that support it (Ampere
-    and newer), float16 on older CUDA GPUs (with a GradScaler, since fp16 gradients underflow), and
-    none on CPU and MPS, where autocast buys little for these models (and `torch.autocast("mps")`
-    raises on torch < 2.5)."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-_NO_DECAY_MODULES = (nn.Embedding, nn.EmbeddingBag, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
-                     nn.modules.batchnorm._NormBase)
-_NO_DECAY_NAMES = re.compile(r"embed|token|pos|logit_scale|logit_bias")
-
-
-def param_groups(model: nn.Module, weight_decay: float, *, params: Iterable[nn.Parameter] | None = None,
-                 **options) -> list[dict]:
-    """Optimizer parameter groups with weight decay on weight matrices only, none on the rest.
-
-    As in open_clip and timm, decay never applies to 1-d parameters (biases, norm scales, CLIP's
-    `logit_scale`, SigLIP's `logit_bias`), to norm layers, to embeddings (`nn.Embedding`) or to
-    positional embeddings and learned tokens stored as bare parameters (names with "embed", "token"
-    or "pos"): decaying a temperature pulls it towards T = 1, and decaying an embedding shrinks
-    the rare words. Frozen parameters are left out; `params` keeps only the given parameters of
-    `model` (for a second learning rate); `options` (lr, betas, ...) go into every group::
-
-        opt = torch.optim.AdamW(param_groups(model, 0.1), lr=1e-3)
-        opt = torch.optim.AdamW(param_groups(model, 0.01, params=head, lr=2e-3)
-                                + param_groups(model, 0.01, params=encoder, lr=2e-4))
-    """
-    wanted = None if params is None else {id(p) for p in params}
-    decay, no_decay, seen = [], [], set()
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad or id(p) in seen or (wanted is not None and id(p) not in wanted):
-                continue
-            seen.add(id(p))
-            skip = p.ndim < 2 or isinstance(module, _NO_DECAY_MODULES) or _NO_DECAY_NAMES.search(name)
-            (no_decay if skip else decay).append(p)
-    if wanted is not None and len(wanted - {id(p) for p in model.parameters()}):
-        raise ValueError(f"{len(wanted - {id(p) for p in model.parameters()})} of the given params are not "
-                         f"parameters of the {type(model).__name__}")
-    if not seen:
-        raise ValueError(f"no trainable parameters to optimize in the {type(model).__name__}")
-    groups = [{"params": decay, "weight_decay": weight_decay, **options},
-              {"params": no_decay, "weight_decay": 0.0, **options}]
-    return [g for g in groups if g["params"]]
-
-
-@torch.no_grad()
-def clamp_logit_scales_(model: nn.Module, max_scale: float = 100.0) -> None:
-    """Clamp every `logit_scale` parameter (a log inverse temperature) in place to [0, log max_scale],
-    after the optimizer step, as open_clip's training loop does. A module's own `max_logit_scale`
-    overrides `max_scale`. Clamping here, not in `forward`, keeps the gradient of the scale alive:
-    `exp(s).clamp(max=100)` has zero gradient once it is reached, and AdamW's momentum would carry
-    `s` on past the cap with nothing to pull it back."""
-    for module in model.modules():
-        s = module._parameters.get("logit_scale")
-        if s is not None:
-            s.clamp_(0.0, math.log(getattr(module, "max_logit_scale", max_scale)))
-
-
-def set_train_mode(model: nn.Module) -> nn.Module:
-    """`model.train()`, except that every submodule whose parameters are all frozen stays in eval
-    mode: a frozen encoder's BatchNorm statistics do not move and its dropout stays off."""
-    model.train()
-    for module in model.modules():
-        params = list(module.parameters())
-        if params and not any(p.requires_grad for p in params):
-            module.eval()
-    return model
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside tuples, lists and dicts to `device`; leave the rest."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    return batch
 
 
 def minibatches(*tensors: torch.Tensor, batch_size: int, seed: int = 0) -> Callable[[int], tuple]:
@@ -264,18 +137,16 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     """
     if steps < 0:
         raise ValueError(f"steps must be non-negative, got {steps}")
-    from .losses import world
-
     params = [p for g in optimizer.param_groups for p in g["params"]]
     device = params[0].device if params else torch.device("cpu")
     rank, size = world()
-    net = model if size == 1 else _ddp(model, device)  # step functions call net(...): DDP syncs the gradients
+    net = model if size == 1 else wrap_ddp(model, device)  # step functions call net(...): DDP syncs the gradients
     history, start = History(), 0
     if checkpoint is not None and Path(checkpoint).is_file():
         start, history = load_checkpoint(checkpoint, model, optimizer, scheduler)
     get_batch = data if callable(data) else _cycle(data, start)
     if size > 1 and not getattr(data, "per_rank", False):
-        get_batch = _shard(get_batch, rank, size)
+        get_batch = shard(get_batch, rank, size)
     dtype = amp if isinstance(amp, torch.dtype) else autocast_dtype(device) if amp else None
     scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     bar = _progress(range(start, steps), progress and rank == 0, desc)
@@ -310,7 +181,7 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
             scheduler.step()
         metrics = {"loss": loss.item(), **{k: float(v) for k, v in metrics.items()}}
         if size > 1:  # the mean over ranks, the same on every rank
-            metrics = _mean_over_ranks(metrics, device)
+            metrics = mean_over_ranks(metrics, device)
         history.log(history.train, step + 1, metrics)
         history.seconds = time.perf_counter() - t0
         done = step + 1 == steps or (max_seconds is not None and history.seconds >= max_seconds)
@@ -337,42 +208,12 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     return history
 
 
-def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
-    """The model wrapped in DistributedDataParallel (one device per process, as torchrun starts them)."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
-
-
-def _shard(get_batch: Callable[[int], Any], rank: int, size: int) -> Callable[[int], Any]:
-    """Each rank takes its contiguous share of every global batch, so the gathered batch is the global one."""
-    def shard(x):
-        if isinstance(x, torch.Tensor):
-            if len(x) % size:
-                raise ValueError(f"a global batch of {len(x)} does not split evenly over {size} processes")
-            return x.chunk(size)[rank]
-        return type(x)(shard(v) for v in x) if isinstance(x, (tuple, list)) else x
-
-    return lambda step: shard(get_batch(step))
-
-
-def _mean_over_ranks(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
-    import torch.distributed as dist
-
-    values = torch.tensor(list(metrics.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(values)
-    return dict(zip(metrics, (values / dist.get_world_size()).tolist()))
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
-    """Run eval_fn in eval mode without gradients, then put the model back in train mode
-    (frozen submodules stay in eval mode)."""
-    model.eval()
-    try:
+    """Run eval_fn in eval mode without gradients, then give every submodule its train/eval mode back
+    (`vlmlearn.runtime.eval_mode`)."""
+    with eval_mode(model):
         return {k: float(v) for k, v in eval_fn(model).items()}
-    finally:
-        set_train_mode(model)
 
 
 def _cycle(data: Iterable, skip: int):
@@ -441,38 +282,3 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer: torch.optim.O
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     h = state["history"]
     return state["step"], History(train=h["train"], eval=h["eval"], seconds=h["seconds"])
-
-
-def save_weights(model: nn.Module, path: str | Path) -> Path:
-    """Model weights alone, as safetensors (no code runs when loading)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
-    return path
-
-
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    from safetensors.torch import load_file
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    model.load_state_dict(load_file(str(path)))
-    return model
-
-
-def read_shipped_weights(path: str | Path, script: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """(state dict, record) of a checkpoint shipped in data/checkpoints/: the safetensors weights (no code
-    runs on loading) and the JSON record beside them (same name, .json). A missing file raises a
-    FileNotFoundError that names the `script` which writes both."""
-    import json
-
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    meta = path.with_suffix(".json")
-    if not path.is_file() or not meta.is_file():
-        raise FileNotFoundError(f"expected a checkpoint {path} and its record {meta.name} beside it; "
-                                f"write them with `python {script}` (make pretrain)")
-    return load_file(str(path)), json.loads(meta.read_text())

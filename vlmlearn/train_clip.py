@@ -23,6 +23,7 @@ replaced by the next readable image; the run goes on and counts them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shutil
@@ -82,16 +83,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv[1:] if argv[:1] == ["--"] else argv)  # torchrun ... -m vlmlearn.train_clip -- --logs ...
 
 
-def warmup_cosine(warmup: int, steps: int):
-    """The learning-rate factor of open_clip's `cosine_lr`: linear from 1/warmup to 1, then cosine to 0."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    return factor
-
-
 class JsonLog:
     """Append one JSON object per line (rank 0 only: other ranks hold a log that writes nothing)."""
 
@@ -118,8 +109,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
     from . import clip_models
     from .data.loader import Collate, StepLoader, TrainPairs, read_pairs
     from .eval_retrieval import retrieval_scores
+    from .contrastive import clip_step
     from .losses import clip_loss
-    from .train import get_device, param_groups, set_seed, setup_distributed, train
+    from .optim import param_groups, warmup_cosine
+    from .runtime import get_device, set_seed, setup_distributed
+    from .train import train
 
     args = parse_args(argv)
     rank, world, device = setup_distributed()
@@ -159,15 +153,15 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     model = bundle.model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(args.warmup, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=args.warmup))
     bad_images: list[str] = []
+
+    loss_fn = functools.partial(clip_loss, local_loss=args.local_loss)
 
     def step_fn(net, batch):
         images, ids, problems = batch
-        img, txt, scale = net(images, ids)[:3]
-        loss = clip_loss(img, txt, scale, local_loss=args.local_loss)
-        bad_images.extend(problems)
-        return loss, {"temperature": 1 / scale.item()}
+        bad_images.extend(problems)  # the images that failed to load, reported when the run ends
+        return clip_step(net, (images, ids), loss_fn=loss_fn)
 
     window = {"t": time.perf_counter(), "step": 0}
 
@@ -222,7 +216,7 @@ def _resume_config(args: argparse.Namespace, checkpoint: Path) -> dict:
         raise FileNotFoundError(f"--resume {args.resume}: expected a checkpoint {source} and the run's config {config}")
     import torch.distributed as dist
 
-    from .losses import world
+    from .runtime import world
 
     if source.resolve() != checkpoint.resolve() and world()[0] == 0:
         checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from torch import nn
 
 from .data.captions import ANSWERS, vqa_statement
 from .data.tokenize import trim_padding
+from .runtime import eval_mode
 
 
 class VQAModel(nn.Module):
@@ -171,13 +172,11 @@ def vqa_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[str, fl
 def vqa_accuracy(model: nn.Module, images: torch.Tensor, ids: torch.Tensor, labels: torch.Tensor,
                  candidates: torch.Tensor | None = None, *, batch_size: int = 1000) -> float:
     """Fraction of questions answered exactly right (among `candidates` when given, as in vqa_step)."""
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
     correct = 0
-    for i in range(0, len(labels), batch_size):
-        logits = model(images[i:i + batch_size].to(device), ids[i:i + batch_size].to(device))
-        logits = _restrict(logits, None if candidates is None else candidates[i:i + batch_size])
-        correct += (logits.argmax(-1).cpu() == labels[i:i + batch_size]).sum().item()
-    model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(labels), batch_size):
+            logits = model(images[i:i + batch_size].to(device), ids[i:i + batch_size].to(device))
+            logits = _restrict(logits, None if candidates is None else candidates[i:i + batch_size])
+            correct += (logits.argmax(-1).cpu() == labels[i:i + batch_size]).sum().item()
     return correct / len(labels)

@@ -11,6 +11,7 @@ import io
 import ipywidgets as W
 
 from .data.shapes import ShapesWorld
+from .runtime import eval_mode
 
 
 class Panel:
@@ -319,9 +320,8 @@ def masked_word_predictions(models: dict, tokenizer, image, caption: str, positi
     ids[0, position + 1] = tokenizer.mask_id
     out = {}
     for name, (model, uses_image) in models.items():
-        model.eval()
         device = next(model.parameters()).device
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             logits = model(ids.to(device), image[None].to(device) if uses_image else None)[0, position + 1]
         p, i = logits.softmax(-1).cpu().topk(k)
         out[name] = [(tokenizer.itos[j], q) for j, q in zip(i.tolist(), p.tolist())]
@@ -386,8 +386,7 @@ def caption_painter(model, tokenizer, examples: list[str]):
 
     def draw():
         unknown = [w for w in text.value.lower().split() if w not in tokenizer.stoi]
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             image = model(tokenizer([text.value]).to(next(model.parameters()).device))[0].cpu()
         fig, ax = plt.subplots(figsize=(2.5, 2.5))
         ax.imshow(_hwc(image))

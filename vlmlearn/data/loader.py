@@ -19,11 +19,12 @@ from typing import Callable
 import torch
 from PIL import Image
 
+from ..assets import SHIPPED
 from .formats import (ImageCaptionDataset, load_coco_captions, load_csv_pairs, load_flickr30k, load_image_folder,
                       to_rgb)
 
 DATASET_TYPES = ("csv", "coco", "flickr30k", "folder")
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "data" / "samples"  # the small exports in every format (data/README.md)
+SAMPLES_DIR = SHIPPED / "samples"  # the small exports in every format (data/README.md), shipped with the package
 
 
 def read_pairs(dataset_type: str, path: str | Path, *, images: str | Path | None = None, split: str = "train",

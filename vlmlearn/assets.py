@@ -1,0 +1,92 @@
+"""The files vlmlearn ships and the one format every checkpoint is stored in.
+
+The shipped files live inside the package (`vlmlearn/shipped/`, installed as package data), so a plain
+`pip install .` carries them and code run from any folder finds them:
+
+    shipped/checkpoints/   notebook 01's CLIP and notebook 03's MAE (safetensors + JSON record)
+    shipped/samples/       24 ShapesWorld images in each real data format (COCO, Flickr30K, CSV, folder)
+    shipped/model_configs/ open_clip model configs the command-line tools know by name
+
+A checkpoint is two files: the weights as safetensors (loading runs no code) and a record beside them (same
+name, .json) that says how to rebuild the model: `{"model": <name>, "config": {...}, ...}` (an open_clip model
+known by name needs no config) plus whatever the
+writer adds (steps, seed, scores, versions). Package code finds shipped files here and nowhere else; it never
+reaches into the repository checkout.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+SHIPPED = Path(__file__).resolve().parent / "shipped"
+
+
+def shipped(*parts: str) -> Path:
+    """The path of a file or folder the package ships, e.g. `shipped("samples", "coco")`; a
+    FileNotFoundError names it when the installed package lacks it."""
+    path = SHIPPED.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(f"vlmlearn ships no {'/'.join(parts)} (looked for {path}); reinstall the package "
+                                f"(pip install vlmlearn from the course repository)")
+    return path
+
+
+def course_checkout() -> Path | None:
+    """The course repository the code runs in, where notebooks write `build/results/` and benchmarks live in
+    `benchmarks/results/`: $VLMLEARN_CHECKOUT, else the nearest folder at or above the current one that holds
+    `benchmarks/results/` (a notebook runs in `notebooks/` or `notebooks/exercises/`); None outside a checkout."""
+    import os
+
+    if os.environ.get("VLMLEARN_CHECKOUT"):
+        return Path(os.environ["VLMLEARN_CHECKOUT"])
+    here = Path.cwd().resolve()
+    return next((folder for folder in (here, *here.parents) if (folder / "benchmarks" / "results").is_dir()), None)
+
+
+def checkpoint(name: str) -> Path:
+    """The weights file of a shipped checkpoint: "clip_shapes" (notebook 01) or "mae_shapes" (notebook 03).
+    (The path is returned whether or not the file exists; `read_checkpoint` says what to do when it is missing.)"""
+    return SHIPPED / "checkpoints" / f"{name}.safetensors"
+
+
+def save_weights(model: nn.Module, path: str | Path, record: dict | None = None) -> Path:
+    """The model's weights as safetensors at `path` and, when given, its `record` beside them (same name, .json)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+    if record is not None:
+        path.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load safetensors weights written by `save_weights` into `model` (strict: every key must match)."""
+    from safetensors.torch import load_file
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+def read_checkpoint(path: str | Path, *, writer: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(state dict, record) of a checkpoint: the safetensors weights at `path` and the JSON record beside them.
+    A missing file raises a FileNotFoundError that names `writer`, the command that writes both; a record
+    without the "model" entry every checkpoint carries raises a ValueError."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = path.with_suffix(".json")
+    if not path.is_file() or not meta.is_file():
+        raise FileNotFoundError(f"expected a checkpoint {path} and its record {meta.name} beside it; "
+                                f"write them with `{writer}`")
+    record = json.loads(meta.read_text())
+    if "model" not in record:
+        raise ValueError(f"{meta} is not a vlmlearn checkpoint record: expected a 'model' entry naming the model, "
+                         f"found the keys {sorted(record)}")
+    return load_file(str(path)), record
