@@ -78,7 +78,7 @@ lab: install
 BENCH_NOTEBOOKS ?= 01_contrastive_alignment 02_noisy_web_pairs 03_masked_image_modeling 05_generative_unpaired 06_supervised_finetuning \
                    07_pseudo_labeling 08_consistency_regularization
 
-# the shipped checkpoints: notebook 01's CLIP (~1 min) and notebook 03's MAE (~11 min), data/checkpoints/
+# the shipped checkpoints: notebook 01's CLIP (~1 min) and notebook 03's MAE (~11 min), vlmlearn/shipped/checkpoints/ (package data)
 pretrain: install
 	$(PY) benchmarks/pretrain_clip.py
 	$(PY) benchmarks/pretrain_mae.py
