@@ -17,24 +17,17 @@ import time
 
 import torch
 
-from vlmlearn.contrastive import DualEncoder, binding_accuracy, clip_step, retrieval_metrics
+from vlmlearn.contrastive import binding_accuracy, fit_clip, retrieval_metrics, shapes_clip
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
-from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.train import minibatches, train
-from vlmlearn.optim import param_groups
 from vlmlearn.runtime import set_seed
 
 
 def run(world, pairs, ids, negatives, tok, *, std, causal, hard, steps, seed):
+    """Notebook 01's model and recipe (`shapes_clip`, `fit_clip`) with one text-tower setting changed."""
     set_seed(seed)
-    model = DualEncoder(SmallCNN(), TextTransformer(vocab_size=tok.vocab_size, context_length=tok.context_length,
-                                                    token_init_std=std, causal=causal))
-    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.1), lr=1e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
-    tensors = (pairs.images, ids, negatives) if hard else (pairs.images, ids)
+    model = shapes_clip(tok.vocab_size, context_length=tok.context_length, token_init_std=std, causal=causal)
     t0 = time.perf_counter()
-    train(model, opt, clip_step, minibatches(*tensors, batch_size=256, seed=seed), steps=steps, scheduler=sched,
-          progress=False)
+    fit_clip(model, pairs.images, ids, negatives if hard else None, steps=steps, seed=seed, desc=None)
     r = retrieval_metrics(model, tok, world.pairs(1000, split="test"))
     probe = world.binding_pairs(1000)
     return (r["i2t_r1"], binding_accuracy(model, tok, probe), binding_accuracy(model, tok, probe, swap="size"),
