@@ -1,4 +1,7 @@
-# make test    unit tests, then every notebook under nbval (installs into .venv when missing)
+# make test    ruff, the unit tests, the built wheel installed elsewhere, then every notebook under nbval (installs into
+#              .venv when missing)
+# make lint    ruff check (the rules: pyproject.toml [tool.ruff])
+# make wheel-test  builds the wheel and runs a smoke test on it, installed outside the checkout
 # make course  runs every notebook headless and prints the results table
 # make lab     JupyterLab on the course
 # make test-oldest  the unit tests and notebook 00 on Python 3.10 with the lowest versions pyproject.toml allows
@@ -9,7 +12,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: lint wheel-test oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -19,7 +22,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
 
-test: unit notebooks
+test: lint unit wheel-test notebooks
+
+lint: install
+	$(PY) -m ruff check .
+
+# the wheel `pip install .` would build, installed into a folder of its own and imported from another (tests/test_wheel.py)
+wheel-test: install
+	$(PY) -m pytest tests/test_wheel.py -m wheel -q
 
 $(VENV)/.site-installed: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install -e '.[dev,site,browser]'

@@ -85,3 +85,12 @@ def test_internal_links_and_anchors_resolve(pages):
             elif url.fragment and target.suffix == ".html" and url.fragment not in pages[target].ids:
                 broken.append(f"{path.relative_to(SITE)}: {link} (no such anchor)")
     assert not broken, f"{len(broken)} broken links, e.g. " + "; ".join(broken[:10])
+
+
+def test_the_architecture_page_draws_the_layers_and_lists_every_module(pages):
+    page = (SITE / "site" / "architecture.html").read_text(encoding="utf-8")
+    assert "architecture.svg" in page and "Layer 0: base" in page and "Layer 6: interfaces" in page
+    modules = sorted(p.relative_to(ROOT).with_suffix("").as_posix().removesuffix("/__init__").replace("/", ".")
+                     for p in (ROOT / "vlmlearn").rglob("*.py") if "__pycache__" not in p.parts)
+    missing = [name for name in modules if f">{name}<" not in page]  # each in a table row, as inline code
+    assert not missing, f"modules not on the architecture page: {missing}"
