@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from vlmlearn.data import SHAPES, ShapesWorld
+from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
 from vlmlearn.masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
 from vlmlearn.results import benchmark_dir, versions
@@ -27,7 +27,7 @@ def main() -> None:
     torch.set_num_threads(2)
     world = ShapesWorld(seed=0, image_size=32)
     pool = world.labeled(3000, attribute="shape")
-    pick = torch.cat([torch.nonzero(pool.labels == c)[:LABELS_PER_CLASS, 0] for c in range(len(SHAPES))])
+    pick = first_per_class(pool.labels, LABELS_PER_CLASS)
     x, y = pool.images[pick], pool.labels[pick]
     val = world.labeled(500, attribute="shape", split="val")
     set_seed(0)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from vlmlearn.data import SHAPES, ShapesWorld
+from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
 from vlmlearn.masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae, pretrain_mae
 from vlmlearn.results import benchmark_dir, versions
@@ -44,7 +44,7 @@ def stats(values: list[float]) -> dict:
 def finetune_scores(encoder, seed: int, recipe: dict) -> tuple[float, float]:
     world = ShapesWorld(seed=seed, image_size=32)  # the notebook's world at SEED = seed
     pool = world.labeled(3000, attribute="shape")
-    pick = torch.cat([torch.nonzero(pool.labels == c)[:LABELS_PER_CLASS, 0] for c in range(len(SHAPES))])
+    pick = first_per_class(pool.labels, LABELS_PER_CLASS)
     val, test = world.labeled(500, attribute="shape", split="val"), world.labeled(1000, attribute="shape", split="test")
     model, _ = finetune_mae(encoder, pool.images[pick], pool.labels[pick], len(SHAPES), steps=FINETUNE_STEPS, seed=seed,
                             desc=None, **recipe)

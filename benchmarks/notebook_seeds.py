@@ -3,10 +3,10 @@
     python benchmarks/notebook_seeds.py 01_contrastive_alignment            # seeds 0, 1, 2
     python benchmarks/notebook_seeds.py 07_pseudo_labeling --seeds 0 1 2 3 4
 
-Each run goes through papermill with its own results folder (build/benchmarks/<notebook>/seed<N>), so
-the numbers come from exactly the code the learner runs, seeds being the only loop. Writes
-benchmarks/results/<notebook>.json ({"notebook", "seeds", "metrics": {key: {"per_seed", "mean",
-"std"}}, "runtime_s", "versions"}), which the notebook then shows beside its live run.
+Each run goes through papermill (`vlmlearn.course.execute_notebook`) with its own results folder
+(build/benchmarks/<notebook>/seed<N>), so the numbers come from exactly the code the learner runs, seeds
+being the only loop. Writes benchmarks/results/<notebook>.json ({"notebook", "seeds", "metrics": {key:
+{"per_seed", "mean", "std"}}, "runtime_s", "versions"}), which the notebook then shows beside its live run.
 """
 import argparse
 import json
@@ -14,14 +14,13 @@ import os
 import time
 from pathlib import Path
 
+from vlmlearn.course import execute_notebook
 from vlmlearn.results import write_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_seeds(notebook: str, seeds: list[int]) -> Path:
-    import papermill
-
     out = ROOT / "build" / "benchmarks" / notebook
     runs, t0 = [], time.perf_counter()
     for seed in seeds:
@@ -29,8 +28,8 @@ def run_seeds(notebook: str, seeds: list[int]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["VLMLEARN_RESULTS_DIR"] = str(folder)
         print(f"{notebook}: seed {seed} ...", flush=True)
-        papermill.execute_notebook(str(ROOT / "notebooks" / f"{notebook}.ipynb"), str(folder / f"{notebook}.ipynb"),
-                                   parameters={"SEED": seed}, cwd=str(ROOT / "notebooks"), progress_bar=False)
+        execute_notebook(ROOT / "notebooks" / f"{notebook}.ipynb", folder / f"{notebook}.ipynb",
+                         parameters={"SEED": seed})
         runs.append(json.loads((folder / f"{notebook}.json").read_text())["metrics"])
     path = write_benchmark(notebook, seeds, runs, runtime_s=time.perf_counter() - t0)
     for key, m in json.loads(path.read_text())["metrics"].items():

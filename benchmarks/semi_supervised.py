@@ -1,52 +1,29 @@
 """Semi-supervised methods on the real digits across label counts and seeds (notebook 08).
 
 For 1, 2 and 5 labels per class and seeds 0, 1, 2: supervised-only, Π-model, Mean Teacher and
-FixMatch, with the notebook's model and budget (the same steps and batches for every method). Prints a mean ± std table and writes
-build/benchmarks/semi_supervised.{json,png} (accuracy against labels per class).
+FixMatch, each trained by `vlmlearn.label_efficiency.run_digits` at its defaults, which are notebook 08's
+model and budget (the same 1,000 steps of 32 labeled and 7 x 32 unlabeled images for every method, the
+consistency weight 10 ramped up over the first 300 steps, FixMatch's threshold 0.95). Prints a mean ± std
+table and writes build/benchmarks/semi_supervised.{json,png} (accuracy against labels per class).
 
     python benchmarks/semi_supervised.py [--labels 1 2 5] [--seeds 0 1 2]    # ~15 minutes on 2 cores
+    python benchmarks/semi_supervised.py --steps-scale 0.04 --labels 1 --seeds 0 --out build/semi_test   # a smoke run
 """
 import argparse
-import functools
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vlmlearn.data import load_digits_split
-from vlmlearn.eval import accuracy
-from vlmlearn.models import SmallCNN
-from vlmlearn.semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
-                           semi_batches, supervised_step)
-from vlmlearn.optim import param_groups
-from vlmlearn.runtime import set_seed
-from vlmlearn.train import train
+from vlmlearn.label_efficiency import run_digits
 
-METHODS = ("supervised", "Π-model", "Mean Teacher", "FixMatch")
-STEPS, MU = 1000, 7  # notebook 08's budget: every method the same steps and the same labeled and unlabeled batches
-RAMP_UP = 300       # notebook 08's consistency ramp-up (Π-model, Mean Teacher)
+METHODS = {"supervised": "supervised", "Π-model": "pi", "Mean Teacher": "meanteacher", "FixMatch": "fixmatch"}
 
 
-def run(method: str, labels: int, seed: int) -> float:
-    split = load_digits_split(labels, seed=seed, image_size=16)
-    set_seed(seed)
-    model = SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
-    step, callbacks, evaluate, ramp = supervised_step, [], model, Ramp.sigmoid(10.0, end=RAMP_UP)
-    if method == "Π-model":
-        step, callbacks = functools.partial(pi_model_step, weight=ramp), [ramp.callback]
-    elif method == "Mean Teacher":
-        teacher = ema_teacher(model, decay=mean_teacher_decay(RAMP_UP))
-        step = functools.partial(mean_teacher_step, teacher=teacher, weight=ramp)
-        callbacks, evaluate = [ramp.callback, lambda state: teacher.update_parameters(state.model)], teacher.module
-    elif method == "FixMatch":
-        step = functools.partial(fixmatch_step, threshold=0.95)
-    train(model, torch.optim.AdamW(param_groups(model, weight_decay=5e-4), lr=2e-3), step,
-          semi_batches(split.labeled.images, split.labeled.labels, split.unlabeled, batch_size=32, mu=MU, seed=seed),
-          steps=STEPS, callbacks=callbacks, progress=False)
-    evaluate.eval()
-    with torch.no_grad():
-        return accuracy(evaluate(split.test.images), split.test.labels)
+def run(method: str, labels: int, seed: int, *, steps_scale: float = 1.0) -> float:
+    """Test accuracy of one method of `METHODS` (the table's names) at `labels` per class and `seed`."""
+    return run_digits(METHODS[method], labels, seed=seed, steps_scale=steps_scale)["acc"]
 
 
 def main():
@@ -54,13 +31,14 @@ def main():
     parser.add_argument("--labels", type=int, nargs="+", default=[1, 2, 5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("build/benchmarks"))
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the step count (smoke runs)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     table = {m: {k: [] for k in args.labels} for m in METHODS}
     for k in args.labels:
         for seed in args.seeds:
             for m in METHODS:
-                table[m][k].append(run(m, k, seed))
+                table[m][k].append(run(m, k, seed, steps_scale=args.steps_scale))
                 print(f"labels/class {k} seed {seed} {m:13s} {table[m][k][-1]:.3f}", flush=True)
     print(f"\n{'method':13s} " + " ".join(f"{f'{k} labels/class':>16s}" for k in args.labels))
     for m in METHODS:

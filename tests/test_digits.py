@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vlmlearn.data import load_digits_split
+from vlmlearn.data import first_per_class, load_digits_split
 
 
 def test_split_sizes_stratified_and_disjoint():
@@ -41,3 +41,20 @@ def test_full_labels_and_bad_arguments():
         load_digits_split(0)
     with pytest.raises(ValueError, match="image_size"):
         load_digits_split(2, image_size=4)
+
+
+def test_first_per_class_takes_the_first_k_of_each_class_in_pool_order():
+    labels = torch.tensor([2, 0, 2, 2, 0, 3, 2])
+    assert first_per_class(labels, 2).tolist() == [1, 4, 0, 2, 5]  # class 0, then 2, then 3; class 1 has none
+    assert first_per_class(labels, 10).tolist() == [1, 4, 0, 2, 3, 6, 5]  # fewer than k: all of them
+    g = torch.Generator().manual_seed(0)
+    pool = torch.randint(5, (300,), generator=g)
+    expected = torch.cat([torch.nonzero(pool == c)[:7, 0] for c in range(5)])
+    assert torch.equal(first_per_class(pool, 7), expected) and first_per_class(pool, 7).dtype == torch.long
+    assert first_per_class(torch.zeros(0, dtype=torch.long), 3).tolist() == []
+    with pytest.raises(ValueError, match="k >= 1"):
+        first_per_class(labels, 0)
+    with pytest.raises(ValueError, match="1-d integer tensor"):
+        first_per_class(labels.float(), 2)
+    with pytest.raises(ValueError, match="class ids >= 0"):
+        first_per_class(torch.tensor([0, -1]), 2)

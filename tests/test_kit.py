@@ -197,7 +197,7 @@ def test_figure_audit_names_unlabeled_axes_and_heatmaps_without_colour_bars(worl
     import matplotlib.pyplot as plt
     from matplotlib.backend_bases import FigureCanvasBase
 
-    from vlmlearn.label_efficiency import plot_label_efficiency, plot_run
+    from vlmlearn.label_efficiency_report import plot_label_efficiency, plot_run
 
     fig, ax = plt.subplots()
     ax.plot([0, 1])

@@ -1,11 +1,11 @@
-"""The capstone's protocol (vlmlearn.label_efficiency): data splits, selection, the runs, the readers."""
+"""The capstone: its protocol (label_efficiency: splits, selection, runs) and its readers (label_efficiency_report)."""
 import math
 
 import pytest
 import torch
 
-from vlmlearn.label_efficiency import (DIGIT_METHODS, choose, digits_data, grid, grid_table, parse_key, plot_run,
-                                       run_digits, run_shapes, shapes_strong_augment, verdicts)
+from vlmlearn.label_efficiency import DIGIT_METHODS, choose, digits_data, run_digits, run_shapes, shapes_strong_augment
+from vlmlearn.label_efficiency_report import grid, grid_table, parse_key, plot_run, verdicts
 
 
 def fake_bench():

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from vlmlearn.models import SmallCNN, TextTransformer, TinyViT, count_parameters, sincos_position_embedding_2d
+from vlmlearn.models import (SmallCNN, TextTransformer, TinyViT, count_parameters, digits_cnn,
+                             sincos_position_embedding_2d)
 
 
 @pytest.mark.parametrize("make", [lambda: SmallCNN(image_size=32, widths=(8, 16, 32), embed_dim=24),
@@ -64,3 +65,9 @@ def test_sincos_embedding_is_distinct_per_patch():
     d = torch.cdist(pe, pe) + torch.eye(64) * 1e3
     assert d.min() > 0.1  # no two patches share a position code
     assert torch.allclose(pe[:, :16], pe[:, :16].view(8, 8, 16)[0].repeat(8, 1))  # first quarter: x only
+
+
+def test_digits_cnn_maps_16px_digits_to_ten_logits():
+    model = digits_cnn()
+    assert (model.in_channels, model.image_size, model.embed_dim) == (1, 16, 10)
+    assert model(torch.rand(2, 1, 16, 16)).shape == (2, 10)

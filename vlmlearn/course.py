@@ -4,7 +4,8 @@
     python -m vlmlearn.course 00 01           # only the notebooks whose names start so
     python -m vlmlearn.course --table         # just print the table from build/results
 
-Executed copies go to build/notebooks/, results to build/results/ (see vlmlearn.results).
+Executed copies go to build/notebooks/, results to build/results/ (see vlmlearn.results). `execute_notebook`
+is the one place that drives papermill (`benchmarks/notebook_seeds.py` runs each seed through it).
 """
 from __future__ import annotations
 
@@ -16,9 +17,16 @@ from pathlib import Path
 from .results import load_results, results_table
 
 
-def run_notebooks(names: list[str], notebooks: Path, out: Path, seed: int | None) -> list[tuple[str, float, str]]:
+def execute_notebook(path: Path, out: Path, *, parameters: dict | None = None) -> None:
+    """Run the notebook at `path` headless through papermill, in its own folder, with its parameters cell
+    overridden by `parameters` (e.g. {"SEED": 1}), and write the executed copy to `out`. Raises what a cell raised."""
     import papermill
 
+    papermill.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
+                               progress_bar=False, kernel_name="python3")
+
+
+def run_notebooks(names: list[str], notebooks: Path, out: Path, seed: int | None) -> list[tuple[str, float, str]]:
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if names:
@@ -31,8 +39,7 @@ def run_notebooks(names: list[str], notebooks: Path, out: Path, seed: int | None
         t0 = time.perf_counter()
         params = {} if seed is None else {"SEED": seed}
         try:
-            papermill.execute_notebook(str(path), str(out / path.name), parameters=params, cwd=str(notebooks),
-                                       progress_bar=False, kernel_name="python3")
+            execute_notebook(path, out / path.name, parameters=params)
             status = "ok"
         except Exception as e:  # report and go on: one broken notebook should not hide the others
             status = f"FAILED: {type(e).__name__}: {str(e).strip().splitlines()[-1][:200]}"

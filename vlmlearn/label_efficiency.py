@@ -21,12 +21,13 @@ set (`choose`). Test data is read only to report (and to draw the learning curve
   there); the CNN and the ViT from scratch; FixMatch started from the CLIP tower and the probe's head. 200 steps of 32 labeled images for every trained method (FixMatch adds 7 x 32
   unlabeled). The pretrained models are the shipped checkpoints (one pretraining seed): the seed
   draws the labeled images, the test images and the training randomness.
+
+The tables, verdicts and plots that read the grid once it is written live in `label_efficiency_report`.
 """
 from __future__ import annotations
 
 import copy
 import functools
-import json
 
 import numpy as np
 import torch
@@ -35,11 +36,11 @@ from torch import nn
 
 from .clip_models import load_pretrained_clip
 from .contrastive import object_prompts, zero_shot_accuracy
-from .data import SHAPES, ShapesWorld, load_digits_split
+from .data import SHAPES, ShapesWorld, first_per_class, load_digits_split
 from .eval import confusion_matrix, embed, linear_probe
 from .masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae
 from .optim import warmup_cosine
-from .models import SmallCNN
+from .models import SmallCNN, digits_cnn
 from .semi import (Ramp, cutout, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
                    predict_probs, pseudo_label_step, self_training_round, semi_batches, strong_augment, supervised_step)
 from .train import minibatches, train
@@ -71,11 +72,6 @@ def _steps(steps: int, scale: float) -> int:
 
 
 # ------------------------------------------------------------------------------ digits
-def digits_cnn() -> nn.Module:
-    """Notebook 08's CNN: (B, 1, 16, 16) -> (B, 10) logits."""
-    return SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
-
-
 def digits_data(labels: int | str, seed: int, *, validation: bool = False):
     """(labeled x, labeled y, unlabeled x, eval x, eval y) for `labels` per class (or "all").
 
@@ -92,7 +88,7 @@ def digits_data(labels: int | str, seed: int, *, validation: bool = False):
     if not validation:
         return x, y, pool, split.test.images, split.test.labels
     truth = split.reveal_unlabeled_labels()  # builds the validation split; training never sees it
-    val = torch.cat([torch.nonzero(truth == c)[:labels, 0] for c in range(10)])
+    val = first_per_class(truth, labels)
     rest = torch.ones(len(pool), dtype=torch.bool)
     rest[val] = False
     return x, y, pool[rest], pool[val], truth[val]
@@ -169,7 +165,7 @@ def shapes_data(labels: int, seed: int, *, validation: bool = False):
     split of the same size as the labeled set."""
     world = ShapesWorld(seed=seed, image_size=32)
     pool = world.labeled(3000, attribute="shape")
-    pick = torch.cat([torch.nonzero(pool.labels == c)[:labels, 0] for c in range(len(SHAPES))])
+    pick = first_per_class(pool.labels, labels)
     evaluation = world.labeled(labels * len(SHAPES), attribute="shape", split="val") if validation else \
         world.labeled(1000, attribute="shape", split="test")
     return pool.images[pick], pool.labels[pick], world.images(5000).images, evaluation
@@ -281,129 +277,3 @@ def choose(grid: dict, score, *, fixed: dict | None = None) -> tuple[dict, dict]
         chosen[method] = {**(fixed or {}), name: best}
         scores[method] = {"parameter": name, "values": list(values), "val_acc": [round(a, 4) for a in accs]}
     return chosen, scores
-
-
-# ------------------------------------------------------------------------------ reading the results
-METHOD_NAMES = {"supervised": "supervised only", "pseudolabel": "pseudo-label (Lee)", "selftraining": "self-training",
-                "pi": "Π-model", "meanteacher": "Mean Teacher", "fixmatch": "FixMatch", "zeroshot": "zero-shot CLIP",
-                "probe_clip": "probe on CLIP", "ft_clip": "fine-tune CLIP", "ft_mae": "fine-tune MAE",
-                "scratch_cnn": "CNN from scratch", "scratch_vit": "ViT from scratch", "fixmatch_clip": "FixMatch from CLIP"}
-
-
-def parse_key(key: str) -> tuple[str, str, str]:
-    """"shapes_probe_clip_5" -> ("shapes", "probe_clip", "5")."""
-    task, rest = key.split("_", 1)
-    method, labels = rest.rsplit("_", 1)
-    return task, method, labels
-
-
-def grid(bench: dict, task: str) -> dict[str, dict[str, dict]]:
-    """{method: {labels: {"per_seed", "mean", "std"}}} of one task, in the benchmark's order."""
-    out: dict[str, dict[str, dict]] = {}
-    for key, m in bench["metrics"].items():
-        t, method, labels = parse_key(key)
-        if t == task:
-            out.setdefault(method, {})[labels] = m
-    if not out:
-        raise ValueError(f"no metrics for task {task!r}; the benchmark has {sorted({parse_key(k)[0] for k in bench['metrics']})}")
-    return out
-
-
-def grid_table(bench: dict, task: str) -> str:
-    """Mean ± std over the seeds, one row per method, one column per label count."""
-    table = grid(bench, task)
-    columns = list(dict.fromkeys(labels for row in table.values() for labels in row))
-    lines = [f"{task + ': labels per class':22s}" + "".join(f"{c:>15s}" for c in columns)]
-    for method, row in table.items():
-        cells = [f"{row[c]['mean']:.3f} ± {row[c]['std']:.3f}" if c in row else "" for c in columns]
-        lines.append(f"{METHOD_NAMES.get(method, method):22s}" + "".join(f"{c:>15s}" for c in cells))
-    return "\n".join(lines)
-
-
-def verdicts(bench: dict, task: str, *, baseline: str) -> list[str]:
-    """For each label count: the best method by mean, whether it beats the runner-up and `baseline`
-    at every seed or by more than two standard deviations (`results.ordering`), or is within noise."""
-    from .results import ordering
-
-    table = grid(bench, task)
-    columns = list(dict.fromkeys(labels for row in table.values() for labels in row))
-    lines = []
-    for labels in columns:
-        ranked = sorted((m for m in table if labels in table[m]), key=lambda m: -table[m][labels]["mean"])
-        if len(ranked) < 2:
-            continue
-        best, second = ranked[:2]
-        key = lambda m: f"{task}_{m}_{labels}"
-        where = "every label" if labels == "all" else f"{labels} per class"
-        line = f"{where}: best {METHOD_NAMES[best]} {table[best][labels]['mean']:.3f}; " + \
-               ordering(bench, key(best), key(second))
-        base = baseline if baseline in table and labels in table[baseline] else None
-        if base and base not in (best, second):
-            line += "; " + ordering(bench, key(best), key(base))
-        lines.append(line)
-    return lines
-
-
-def plot_label_efficiency(bench: dict, *, all_x: float = 130.0):
-    """Accuracy against labels per class (log axis), one line per method with ± std bars, digits and
-    shapes side by side. Digits' "all" is drawn at `all_x` labels per class; zero-shot as a line."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, task in zip(axes, ("digits", "shapes")):
-        for method, row in grid(bench, task).items():
-            if method == "zeroshot":
-                ax.axhline(row["0"]["mean"], color="k", ls="--", lw=1.2, label=f"{METHOD_NAMES[method]} (0 labels)")
-                continue
-            xs = [all_x if c == "all" else int(c) for c in row]
-            ax.errorbar(xs, [m["mean"] for m in row.values()], yerr=[m["std"] for m in row.values()], marker="o",
-                        ms=4, capsize=3, label=METHOD_NAMES.get(method, method))
-        ticks = sorted({all_x if c == "all" else int(c) for row in grid(bench, task).values() for c in row if c != "0"})
-        ax.set_xscale("log")
-        ax.set_xticks(ticks, ["all" if t == all_x else str(t) for t in ticks])
-        ax.set_xlabel("labels per class (log scale)")
-        ax.set_ylabel("test accuracy")
-        ax.set_title(f"{task}: mean ± std over seeds {bench['seeds']}")
-        ax.axhline(0.1 if task == "digits" else 1 / len(SHAPES), color="gray", ls=":", lw=1, label="chance")
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    return fig, axes
-
-
-def plot_run(bench: dict, task: str, method: str, labels: str):
-    """One cell of the grid: its test accuracy during training at every seed, and its confusion
-    matrix at the first seed. Returns (figure, one line of text)."""
-    import matplotlib.pyplot as plt
-
-    key = f"{task}_{method}_{labels}"
-    if key not in bench["metrics"]:
-        raise ValueError(f"{key!r} is not in the benchmark; it has e.g. {list(bench['metrics'])[:3]}")
-    runs, m = bench["runs"][key], bench["metrics"][key]
-    classes = [str(d) for d in range(10)] if task == "digits" else list(SHAPES)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.4, 1]})
-    for seed, run in runs.items():
-        if run["curve"]:
-            steps, accs = zip(*run["curve"])
-            axes[0].plot(steps, accs, marker=".", label=f"seed {seed}")
-    axes[0].set_xlabel("step"); axes[0].set_ylabel("test accuracy"); axes[0].set_ylim(0, 1.02)
-    axes[0].set_title(f"{METHOD_NAMES.get(method, method)}, {labels} labels per class")
-    if any(run["curve"] for run in runs.values()):
-        axes[0].legend(fontsize=8)
-    else:
-        axes[0].text(0.5, 0.5, "no training: nothing to plot", ha="center", transform=axes[0].transAxes)
-    first = runs[str(bench["seeds"][0])]["confusion"]
-    if first is None:
-        axes[1].axis("off")
-        axes[1].text(0.5, 0.5, "no confusion matrix stored", ha="center")
-    else:
-        cm = np.array(first, dtype=float)
-        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-        image = axes[1].imshow(cm, cmap="Blues", vmin=0, vmax=1)
-        fig.colorbar(image, ax=axes[1], fraction=0.046, label="share of the true class")
-        axes[1].set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
-        axes[1].set_yticks(range(len(classes)), classes, fontsize=8)
-        axes[1].set_xlabel("predicted"); axes[1].set_ylabel("true")
-        axes[1].set_title(f"confusion, seed {bench['seeds'][0]} (rows sum to 1)")
-    fig.tight_layout()
-    per_seed = ", ".join(f"{v:.3f}" for v in m["per_seed"])
-    return fig, f"{key}: {m['mean']:.3f} ± {m['std']:.3f} over seeds {bench['seeds']} ({per_seed})"

@@ -5,6 +5,7 @@ live outside the models so a notebook can swap them. Every forward checks its in
 it expected.
 
     img = SmallCNN(image_size=32)          # (B, 3, 32, 32) -> (B, 128)
+    cnn = digits_cnn()                     # (B, 1, 16, 16) -> (B, 10): the semi-supervised notebooks' classifier
     vit = TinyViT(image_size=32)           # (B, 3, 32, 32) -> (B, 128); .forward_tokens for patches
     txt = TextTransformer(vocab_size=35)   # (B, L) token ids -> (B, 128)
 """
@@ -55,6 +56,12 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, self.in_channels, self.image_size)
         return self.proj(self.features(x).flatten(1))  # (B, C, s, s) -> (B, C*s*s) -> (B, D)
+
+
+def digits_cnn() -> SmallCNN:
+    """The digits classifier of notebooks 07 to 09 and `benchmarks/semi_supervised.py`:
+    (B, 1, 16, 16) -> (B, 10) logits."""
+    return SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
 
 
 def sincos_position_embedding_2d(grid_size: int, dim: int) -> torch.Tensor:

@@ -401,8 +401,9 @@ def caption_painter(model, tokenizer, examples: list[str]):
 
 def label_efficiency_explorer(bench: dict):
     """Pick a task, a method and a label count of the capstone's committed grid (notebook 09): its
-    learning curves at every seed and its confusion matrix (`label_efficiency.plot_run`). Returns an `Explorer`."""
-    from .label_efficiency import METHOD_NAMES, grid, plot_run
+    learning curves at every seed and its confusion matrix (`label_efficiency_report.plot_run`).
+    Returns an `Explorer`."""
+    from .label_efficiency_report import METHOD_NAMES, grid, plot_run
 
     task = W.Dropdown(options=["digits", "shapes"], value="digits", description="task")
     method = W.Dropdown(description="method")
