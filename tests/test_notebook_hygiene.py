@@ -27,7 +27,7 @@ def test_committed_notebook_is_executed_clean_and_small(path):
             assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), \
                 f"cell {cell.execution_count} builds a widget but does not display it (make it the cell's last expression)"
             assert any("image/png" in o.get("data", {}) for o in cell.outputs), \
-                f"cell {cell.execution_count}: no static copy of the explorer's default view (display a widgets.Explorer)"
+                f"cell {cell.execution_count}: no static copy of the explorer's default view (display a vlmlearn.explorer.Explorer)"
 
 
 BAR = re.compile(r"^(?P<desc>.+?):\s+\d+%\|")  # a tqdm bar's text; in a saved notebook it stays at its first state

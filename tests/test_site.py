@@ -64,7 +64,7 @@ def test_notebook_pages_show_their_outputs_and_the_static_explorer_views(pages):
 
 def test_the_api_reference_is_generated_from_the_docstrings(pages):
     api = (SITE / "site" / "api.html").read_text(encoding="utf-8")
-    for name in ("vlmlearn.losses.clip_loss", "vlmlearn.train.train", "vlmlearn.widgets.Explorer",
+    for name in ("vlmlearn.losses.clip_loss", "vlmlearn.train.train", "vlmlearn.explorer.Explorer",
                  "vlmlearn.data.shapes.ShapesWorld", "vlmlearn.run_info"):
         assert f'id="{name}"' in api, f"{name} is not documented"
     assert "(N, D)" in api or "(B, " in api, "docstrings with tensor shapes"

@@ -10,6 +10,7 @@ from PIL import Image
 
 import widget_standins
 from vlmlearn import widgets
+from vlmlearn.explorer import Explorer, _png
 
 EXPLORERS = {
     "00": lambda ns: widgets.world_browser(n=8),
@@ -41,13 +42,13 @@ def change(control):
 
 def shown(explorer):
     """What each panel would show now, as PNG bytes."""
-    return [widgets._png(*panel.draw()) for panel in explorer.panels]
+    return [_png(*panel.draw()) for panel in explorer.panels]
 
 
 @pytest.mark.parametrize("notebook", sorted(EXPLORERS))
 def test_every_control_redraws_what_the_explorer_shows(notebook, monkeypatch):
     explorer = EXPLORERS[notebook](widget_standins.standins(notebook))
-    assert isinstance(explorer, widgets.Explorer) and explorer.panels
+    assert isinstance(explorer, Explorer) and explorer.panels
     redraws = []
     for panel in explorer.panels:
         monkeypatch.setattr(panel, "draw", lambda draw=panel.draw: redraws.append(1) or draw())

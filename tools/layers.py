@@ -57,6 +57,7 @@ LAYERS = {
     "vlmlearn.label_efficiency": 5,
     "vlmlearn.label_efficiency_report": 5,
     "vlmlearn.widgets": 6,
+    "vlmlearn.explorer": 6,
     "vlmlearn.exercises.*": 6,
     "vlmlearn.course": 6,
     "vlmlearn.train_clip": 6,
