@@ -16,7 +16,7 @@ import torch
 
 from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
-from vlmlearn.masked import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
+from vlmlearn.mae import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
 from vlmlearn.results import benchmark_dir, versions
 from vlmlearn.runtime import set_seed
 

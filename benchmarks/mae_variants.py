@@ -2,7 +2,7 @@
 
     python benchmarks/mae_variants.py          # about 20 minutes on 2 cores
 
-Each variant is pretrained by `vlmlearn.masked.pretrain_mae` (world seed 0's unlabeled images, seed 0,
+Each variant is pretrained by `vlmlearn.mae.pretrain_mae` (world seed 0's unlabeled images, seed 0,
 the shipped checkpoint's recipe with one thing changed), then fine-tuned as the notebook does: 50
 labeled images per shape with the recipe chosen on val (03_finetune_recipe.json), 200 steps, at
 seeds 0, 1, 2 (the seed draws the labeled images and the fine-tuning batches, as the notebook's SEED
@@ -18,7 +18,8 @@ import torch
 
 from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
-from vlmlearn.masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae, pretrain_mae
+from vlmlearn.mae import (MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae,
+                          pretrain_mae)
 from vlmlearn.results import benchmark_dir, versions
 from vlmlearn.runtime import set_seed
 

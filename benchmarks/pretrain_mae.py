@@ -3,12 +3,12 @@
     python benchmarks/pretrain_mae.py                 # make pretrain: 12,000 steps, ~15 minutes on 2 cores
     python benchmarks/pretrain_mae.py --steps 500 --out build/mae_test   # a quick run elsewhere
 
-Runs `vlmlearn.masked.pretrain_mae` (a fresh `MaskedAutoencoder(**SHAPES_MAE_CONFIG)`, AdamW with
+Runs `vlmlearn.mae.pretrain_mae` (a fresh `MaskedAutoencoder(**SHAPES_MAE_CONFIG)`, AdamW with
 betas 0.9, 0.95 and weight decay 0.05 on weight matrices, a linear warm-up and a cosine decay, as the
 MAE paper does) on unlabeled ShapesWorld images (world seed 0, the "images" stream: no labels, no
 captions). Writes <out>.safetensors (the
 weights) and <out>.json (model name, config, steps, seed, batch size, data size, learning rate, final loss,
-runtime, versions), which `vlmlearn.masked.load_pretrained_mae` reads. `--snapshots 1100 4000` also
+runtime, versions), which `vlmlearn.mae.load_pretrained_mae` reads. `--snapshots 1100 4000` also
 saves the weights at those steps (to <out>_<step>.safetensors) to see what longer pretraining buys.
 """
 import argparse
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from vlmlearn.data import ShapesWorld
-from vlmlearn.masked import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG, pretrain_mae
+from vlmlearn.mae import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG, pretrain_mae
 from vlmlearn.results import versions
 from vlmlearn.assets import save_weights
 

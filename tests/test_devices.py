@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vlmlearn.augment import shapes_strong_augment
 from vlmlearn.contrastive import (DualEncoder, binding_accuracy, clip_step, consistency_clip_step,
                                   image_text_similarity, object_prompts, pair_similarity, retrieval_metrics,
                                   siglip_step, zero_shot_accuracy)
@@ -18,8 +19,9 @@ from vlmlearn.clip_models import plain_transform
 from vlmlearn.data import ANSWERS, SAMPLES_DIR, Collate, ShapesWorld, StepLoader, TrainPairs, WordTokenizer, caption_vocabulary, read_pairs
 from vlmlearn.eval_retrieval import retrieval_scores
 from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
-from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes, shapes_strong_augment
-from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, predict_each_word
+from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes
+from vlmlearn.mae import MaskedAutoencoder, mae_step
+from vlmlearn.mlm import MaskedCaptionModel, predict_each_word
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
                            predict_probs, pseudo_label_step, self_training_round, supervised_step)

@@ -23,7 +23,8 @@ def test_the_package_versions_pass_the_checks_the_learners_must_pass():
     from vlmlearn.generative import greedy_decode
     from vlmlearn.label_efficiency import pick_best
     from vlmlearn.losses import clip_loss, logits_bytes
-    from vlmlearn.masked import mask_tokens, random_masking
+    from vlmlearn.mae import random_masking
+    from vlmlearn.mlm import mask_tokens
     from vlmlearn.semi import fixmatch_unlabeled_loss, select_pseudo_labels
     from vlmlearn.vqa import matching_logits
 
@@ -80,7 +81,7 @@ def test_self_training_round_selects_with_the_given_function():
 
 
 def test_pretrain_mae_masks_with_the_given_function_and_the_default_draws_the_same_noise():
-    from vlmlearn.masked import MAEEncoder, pretrain_mae, random_masking
+    from vlmlearn.mae import MAEEncoder, pretrain_mae, random_masking
 
     spy = _spy(random_masking)
     images = ShapesWorld(seed=0).images(64).images

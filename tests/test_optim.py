@@ -48,7 +48,7 @@ def test_param_groups_decay_only_weight_matrices():
 
 
 def test_layer_decay_groups_scale_the_rate_by_depth():
-    from vlmlearn.masked import MAEClassifier, MAEEncoder
+    from vlmlearn.mae import MAEClassifier, MAEEncoder
 
     encoder = MAEEncoder(image_size=8, patch_size=4, width=8, depth=2, heads=2, mlp_ratio=1.0)
     model = MAEClassifier(encoder, 3)

@@ -18,12 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vlmlearn.augment import strong_augment, weak_augment
 from vlmlearn.contrastive import DualEncoder, clip_step, consistency_clip_step, siglip_step
 from vlmlearn.generative import Captioner, CaptionToImage, captioning_step, text_to_image_step
-from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel, mae_step, mask_tokens, mlm_loss
+from vlmlearn.mae import MaskedAutoencoder, mae_step
+from vlmlearn.mlm import MaskedCaptionModel, mask_tokens, mlm_step
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step, pseudo_label_step,
-                           strong_augment, supervised_step, weak_augment)
+                           supervised_step)
 from vlmlearn.vqa import VQAByMatching, VQAModel, vqa_step
 
 VOCAB, LENGTH, SEED = 14, 7, 1234  # ids 0-4 are special (pad, unk, bos, eos, mask), 5-13 are words
@@ -118,7 +120,7 @@ def test_siglip_step_is_the_sigmoid_loss_summed_over_pairs_and_divided_by_the_ba
 
 @pytest.mark.parametrize("weight", [0.3, 2.0])
 def test_consistency_clip_step_adds_weighted_one_minus_cosine_gaps(dual, weight):
-    from vlmlearn.semi import random_shift
+    from vlmlearn.augment import random_shift
 
     model, images, ids, perturbed = dual
     kwargs = {} if weight == 0.3 else {"weight": weight}  # 0.3 is the default
@@ -341,16 +343,8 @@ def test_mae_step_is_mse_on_the_masked_patches_with_per_patch_normalised_targets
         differs(loss, (((out.pred - raw) ** 2).mean(-1) * mask).sum() / mask.sum())  # MAE's default eps instead
 
 
-def mlm_step(model, batch, generator):
-    """Notebook 04's MLM step with the package's pieces: mask_tokens corrupts, mlm_loss scores."""
-    images, ids = batch if len(batch) == 2 else (None, batch[0])
-    inputs, labels = mask_tokens(ids, mask_id=4, vocab_size=VOCAB, mask_prob=0.3, generator=generator)
-    logits = model(inputs) if images is None else model(inputs, images)
-    return mlm_loss(logits, labels), inputs, labels, logits
-
-
 @pytest.mark.parametrize("with_images", [False, True])
-def test_mlm_loss_is_cross_entropy_over_the_masked_positions_only(with_images):
+def test_mlm_step_is_cross_entropy_over_the_masked_positions_only(with_images):
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(4)
     ids = captions(6, g, min_words=3)
@@ -362,7 +356,8 @@ def test_mlm_loss_is_cross_entropy_over_the_masked_positions_only(with_images):
     else:
         model = MaskedCaptionModel(vocab_size=VOCAB, context_length=LENGTH, width=8, layers=1, heads=2)
         batch = (ids,)
-    loss, inputs, labels, logits = mlm_step(model, batch, torch.Generator().manual_seed(5))
+    loss, metrics = mlm_step(model, batch, mask_id=4, vocab_size=VOCAB, mask_prob=0.3,
+                             generator=torch.Generator().manual_seed(5))
     # BERT's corruption, redrawn by hand from the same generator (draw order: chosen, how, words)
     r = torch.Generator().manual_seed(5)
     chosen = (torch.rand(ids.shape, generator=r) < 0.3) & (ids >= 5)
@@ -371,15 +366,16 @@ def test_mlm_loss_is_cross_entropy_over_the_masked_positions_only(with_images):
     expect_inputs = ids.clone()
     expect_inputs[chosen & (how < 0.8)] = 4
     expect_inputs[chosen & (how >= 0.8) & (how < 0.9)] = words[chosen & (how >= 0.8) & (how < 0.9)]
-    assert torch.equal(inputs, expect_inputs)
+    inputs, labels = mask_tokens(ids, mask_id=4, vocab_size=VOCAB, mask_prob=0.3, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(inputs, expect_inputs)  # the corruption the step draws
     assert torch.equal(labels, torch.where(chosen, ids, torch.full_like(ids, -100)))
     assert chosen.sum() >= 4
-    logits_again = model(inputs) if not with_images else model(inputs, images)
-    torch.testing.assert_close(logits, logits_again)
-    logp = logits_again.log_softmax(-1)
+    logits = model(expect_inputs) if not with_images else model(expect_inputs, images)
+    logp = logits.log_softmax(-1)
     rows, cols = chosen.nonzero(as_tuple=True)
     expected = -logp[rows, cols, ids[rows, cols]].mean()
     close(loss, expected)
+    close(metrics["acc"], (logits.argmax(-1)[rows, cols] == ids[rows, cols]).double().mean())
     every = -logp.gather(-1, ids[..., None])[..., 0][ids != 0].mean()  # every non-pad position
     differs(loss, every, by=1e-3)
 

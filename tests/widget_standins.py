@@ -17,7 +17,8 @@ def standins(notebook: str) -> dict:
     """The names notebook `notebook` ("00" ... "09")'s explorer cell reads, built small."""
     from vlmlearn.contrastive import DualEncoder
     from vlmlearn.generative import CaptionToImage
-    from vlmlearn.masked import MaskedAutoencoder, MaskedCaptionModel
+    from vlmlearn.mae import MaskedAutoencoder
+    from vlmlearn.mlm import MaskedCaptionModel
     from vlmlearn.models import SmallCNN, TextTransformer
 
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ unlabeled data.
 
 Modules (import what you need; `import vlmlearn` itself loads nothing heavy):
     vlmlearn.data       ShapesWorld, the real digits, COCO / Flickr30K / CSV / folder formats, tokenizers
-    vlmlearn.models     small encoders: SmallCNN, TinyViT, TextTransformer
+    vlmlearn.models     small encoders (SmallCNN, TextTransformer) and transformer_blocks, the one transformer stack
     vlmlearn.train      the training loop, seeds, devices, checkpoints
     vlmlearn.eval       retrieval recall, zero-shot classification, linear probes, accuracy, confusion
     vlmlearn.viz        image grids, training curves, heatmaps, confusion matrices, embedding plots

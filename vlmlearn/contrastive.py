@@ -207,7 +207,7 @@ def consistency_clip_step(model: DualEncoder, batch: tuple, *, weight: float = 0
     image (1 pixel: a larger shift could move an object from "center" towards "left" and change
     the true caption) at the image's. Both penalties are 1 - cosine similarity.
     """
-    from .semi import random_shift
+    from .augment import random_shift
 
     images, ids, perturbed = batch
     img, txt, scale = model(images, ids)

@@ -34,15 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import shapes_strong_augment, shapes_weak_augment, strong_augment
 from .clip_models import load_pretrained_clip
 from .contrastive import object_prompts, zero_shot_accuracy
 from .data import SHAPES, ShapesWorld, first_per_class, load_digits_split
 from .eval import confusion_matrix, embed, linear_probe
-from .masked import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_augment, finetune_mae, load_pretrained_mae
+from .mae import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
 from .optim import warmup_cosine
 from .models import SmallCNN, digits_cnn
-from .semi import (Ramp, cutout, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
-                   predict_probs, pseudo_label_step, self_training_round, semi_batches, strong_augment, supervised_step)
+from .semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
+                   predict_probs, pseudo_label_step, self_training_round, semi_batches, supervised_step)
 from .train import minibatches, train
 from .optim import param_groups
 from .runtime import set_seed
@@ -147,17 +148,6 @@ def run_digits(method: str, labels: int | str, *, seed: int = 0, settings: dict 
 
 
 # ------------------------------------------------------------------------------ shapes
-def shapes_strong_augment(x: torch.Tensor) -> torch.Tensor:
-    """FixMatch's strong view for shapes, (B, 3, S, S) -> same: the weak view (shift, flip), then
-    contrast, noise and a cutout. No rotation or shear: a square turned 45 degrees is a diamond."""
-    x = finetune_augment(x)
-    b = len(x)
-    contrast = (torch.rand(b, 1, 1, 1) * 0.8 + 0.6).to(x.device)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * contrast + mean + 0.05 * torch.randn(x.shape).to(x.device)
-    return cutout(x, round(x.shape[-1] * 5 / 16)).clamp(0, 1)
-
-
 @functools.lru_cache(maxsize=4)
 def shapes_data(labels: int, seed: int, *, validation: bool = False):
     """(labeled x, labeled y, 5,000 unlabeled images, eval batch) from world `seed`: the first `labels`
@@ -235,11 +225,11 @@ def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, set
         opt = torch.optim.AdamW(param_groups(model, weight_decay=0.05), lr=hp["lr"])
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warmup=max(1, total // 10)))
         if method == "fixmatch_clip":
-            step_fn = functools.partial(fixmatch_step, threshold=hp["threshold"], weak=finetune_augment,
+            step_fn = functools.partial(fixmatch_step, threshold=hp["threshold"], weak=shapes_weak_augment,
                                         strong=shapes_strong_augment)
             data = semi_batches(x, y, unlabeled, batch_size=32, mu=7, seed=seed)
         else:
-            step_fn = lambda m, b: (F.cross_entropy(m(finetune_augment(b[0])), b[1], label_smoothing=0.1), {})
+            step_fn = lambda m, b: (F.cross_entropy(m(shapes_weak_augment(b[0])), b[1], label_smoothing=0.1), {})
             data = minibatches(x, y, batch_size=min(32, len(x)), seed=seed)
         history = train(model, opt, step_fn, data, steps=total, scheduler=sched, eval_fn=eval_fn,
                         eval_every=max(1, total // CURVE_POINTS), progress=False)

@@ -1,13 +1,14 @@
-"""Small encoders with CPU-sized defaults: a CNN and a tiny ViT for images, a transformer for text.
+"""Small encoders with CPU-sized defaults: a CNN for images, a transformer for text, and the pieces every
+transformer in the package is built from (`transformer_blocks`, `sincos_position_embedding_2d`).
 
-Each returns features of size `embed_dim`; objectives (contrastive, masked modeling, classification)
+Each encoder returns features of size `embed_dim`; objectives (contrastive, masked modeling, classification)
 live outside the models so a notebook can swap them. Every forward checks its input and says what
-it expected.
+it expected. The package's Vision Transformer is MAE's encoder (`vlmlearn.mae.MAEEncoder`).
 
     img = SmallCNN(image_size=32)          # (B, 3, 32, 32) -> (B, 128)
     cnn = digits_cnn()                     # (B, 1, 16, 16) -> (B, 10): the semi-supervised notebooks' classifier
-    vit = TinyViT(image_size=32)           # (B, 3, 32, 32) -> (B, 128); .forward_tokens for patches
     txt = TextTransformer(vocab_size=35)   # (B, L) token ids -> (B, 128)
+    blocks = transformer_blocks(128, 4, heads=4, mlp_ratio=2.0)  # (B, T, 128) -> (B, T, 128)
 """
 from __future__ import annotations
 
@@ -64,6 +65,22 @@ def digits_cnn() -> SmallCNN:
     return SmallCNN(image_size=16, in_channels=1, widths=(16, 32, 32), embed_dim=10)
 
 
+def transformer_blocks(width: int, depth: int, *, heads: int, mlp_ratio: float = 2.0,
+                       eps: float = 1e-5) -> nn.TransformerEncoder:
+    """`depth` pre-norm transformer blocks: self-attention with `heads` heads, then a GELU MLP of
+    int(width * mlp_ratio) hidden units; LayerNorm eps `eps` (PyTorch's 1e-5; MAE uses 1e-6), no dropout.
+
+    The one transformer stack of the package (text encoders, MAE's encoder and decoder, the MLM model).
+    Call it as `blocks(x (B, T, width), mask=..., src_key_padding_mask=...) -> (B, T, width)`; causal
+    attention is a mask at call time, not a different stack. State-dict keys: `layers.{i}.self_attn...`,
+    `layers.{i}.linear1/2`, `layers.{i}.norm1/2`. The blocks start as copies of one randomly initialised
+    block, as `nn.TransformerEncoder` does.
+    """
+    block = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
+                                       batch_first=True, norm_first=True, layer_norm_eps=eps)
+    return nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+
+
 def sincos_position_embedding_2d(grid_size: int, dim: int) -> torch.Tensor:
     """Fixed 2-D sine-cosine position embeddings, (grid_size**2, dim), as in MAE.
 
@@ -82,46 +99,6 @@ def sincos_position_embedding_2d(grid_size: int, dim: int) -> torch.Tensor:
 
     # MAE's order: the first half of the channels encodes x (columns), the second half y (rows).
     return torch.cat([encode(xs), encode(ys)], dim=1).float()
-
-
-class TinyViT(nn.Module):
-    """A small Vision Transformer: patch embedding, fixed 2-D sin-cos positions, a CLS token,
-    pre-norm transformer blocks, and a projection of the pooled token.
-
-    Input (B, in_channels, S, S); `forward_tokens` gives (B, 1 + (S/patch)**2, width) with the CLS
-    token first; `forward` gives (B, embed_dim). Dosovitskiy et al. 2021, "An Image is Worth 16x16
-    Words".
-    """
-
-    def __init__(self, *, image_size: int = 32, patch_size: int = 4, in_channels: int = 3, width: int = 128,
-                 depth: int = 4, heads: int = 4, mlp_ratio: float = 2.0, embed_dim: int = 128, pool: str = "cls"):
-        super().__init__()
-        if image_size % patch_size:
-            raise ValueError(f"image_size {image_size} must be divisible by patch_size {patch_size}")
-        if pool not in ("cls", "mean"):
-            raise ValueError(f"pool must be 'cls' or 'mean', got {pool!r}")
-        self.image_size, self.in_channels, self.pool, self.embed_dim = image_size, in_channels, pool, embed_dim
-        self.grid = image_size // patch_size
-        self.patch_embed = nn.Conv2d(in_channels, width, patch_size, stride=patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
-        self.register_buffer("pos_embed", sincos_position_embedding_2d(self.grid, width)[None], persistent=False)
-        block = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
-        self.proj = nn.Linear(width, embed_dim)
-        nn.init.normal_(self.cls_token, std=0.02)
-
-    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x, self.in_channels, self.image_size)
-        patches = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W)
-        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), patches], dim=1)  # (B, 1+N, W)
-        return self.norm(self.blocks(tokens))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.forward_tokens(x)
-        pooled = tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(1)
-        return self.proj(pooled)
 
 
 class TextTransformer(nn.Module):
@@ -145,9 +122,7 @@ class TextTransformer(nn.Module):
         self.causal = causal
         self.token_embed = nn.Embedding(vocab_size, width)
         self.pos_embed = nn.Parameter(torch.empty(context_length, width))
-        block = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0, activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.blocks = transformer_blocks(width, layers, heads=heads, mlp_ratio=mlp_ratio)
         self.norm = nn.LayerNorm(width)
         self.proj = nn.Linear(width, embed_dim)
         nn.init.normal_(self.token_embed.weight, std=token_init_std)

@@ -1,13 +1,12 @@
-"""Semi-supervised learning: augmentations, batches of labeled + unlabeled data, and the step
-functions of the Π-model, Mean Teacher and FixMatch (notebooks 07 and 08).
+"""Semi-supervised learning: batches of labeled + unlabeled data, the step functions of the Π-model,
+Mean Teacher, FixMatch and pseudo-labeling, and self-training (notebooks 07 and 08).
 
 Every step function has the signature `train` expects, step(model, batch) -> (loss, metrics), with
 batch = (labeled images, labels, unlabeled images); hyper-parameters are bound with
 functools.partial. None of them ever sees the labels of the unlabeled images.
 
-Augmentations draw their random parameters per image, at batch speed: torchvision's v2 transforms
-draw one set of parameters per call, so applied to a batch they would shift every image the same
-way. The weak shift is checked against `torchvision.transforms.v2.functional.affine` in the tests.
+The views they train on (weak and strong augmentations) live in `vlmlearn.augment`; the defaults here
+are the digits' `weak_augment` and `strong_augment`.
 """
 from __future__ import annotations
 
@@ -18,82 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import strong_augment, weak_augment
 from .runtime import eval_mode
-
-
-def _check(x: torch.Tensor) -> None:
-    if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
-        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"expected a float image batch of shape (B, C, H, W), got {got}")
-
-
-def _uniform(n: int, low: float, high: float, like: torch.Tensor, generator=None) -> torch.Tensor:
-    return (torch.rand(n, generator=generator) * (high - low) + low).to(like.device)
-
-
-def random_shift(x: torch.Tensor, max_shift: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Shift each image by its own integer (dx, dy) in [-max_shift, max_shift], filling with zeros.
-
-    (B, C, H, W) -> (B, C, H, W); the same as torchvision's affine with translate=(dx, dy), per image.
-    """
-    _check(x)
-    b, _, h, w = x.shape
-    p = max_shift
-    shifts = torch.randint(-p, p + 1, (b, 2), generator=generator).to(x.device)
-    padded = F.pad(x, (p, p, p, p))
-    rows = (torch.arange(h, device=x.device)[None, :] + p - shifts[:, 1:2])  # (B, H)
-    cols = (torch.arange(w, device=x.device)[None, :] + p - shifts[:, 0:1])  # (B, W)
-    idx_r = rows[:, None, :, None].expand(b, x.shape[1], h, w + 2 * p)
-    out = padded.gather(2, idx_r)
-    return out.gather(3, cols[:, None, None, :].expand(b, x.shape[1], h, w))
-
-
-def random_affine(x: torch.Tensor, *, degrees: float = 0.0, scale: float = 0.0, shear: float = 0.0,
-                  translate: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A random rotation (±degrees), zoom (1 ± scale), shear (±shear degrees) and translation
-    (± translate, a fraction of the side) per image, bilinear, zero fill. (B, C, H, W) -> same."""
-    _check(x)
-    b = len(x)
-    angle = _uniform(b, -degrees, degrees, x, generator) * math.pi / 180
-    zoom = _uniform(b, 1 - scale, 1 + scale, x, generator)
-    sh = _uniform(b, -shear, shear, x, generator) * math.pi / 180
-    t = _uniform(2 * b, -translate, translate, x, generator).view(b, 2) * 2  # grid coordinates span [-1, 1]
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    # The sampling grid maps output to input coordinates, so it uses the inverse zoom.
-    theta = torch.stack([torch.stack([cos / zoom, (-sin + torch.tan(sh) * cos) / zoom, t[:, 0]], 1),
-                         torch.stack([sin / zoom, (cos + torch.tan(sh) * sin) / zoom, t[:, 1]], 1)], 1)  # (B, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-
-def cutout(x: torch.Tensor, size: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero a size x size square at a random place in each image (DeVries & Taylor 2017)."""
-    _check(x)
-    b, _, h, w = x.shape
-    cy = torch.randint(0, h, (b,), generator=generator).to(x.device)
-    cx = torch.randint(0, w, (b,), generator=generator).to(x.device)
-    ys = torch.arange(h, device=x.device)[None, :, None]
-    xs = torch.arange(w, device=x.device)[None, None, :]
-    hole = ((ys - cy[:, None, None]).abs() <= size // 2) & ((xs - cx[:, None, None]).abs() <= size // 2)
-    return x * ~hole[:, None]
-
-
-def weak_augment(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """FixMatch's weak view for digits: a shift of up to 1/8 of the side. No flips: a flipped 2 is
-    no digit at all, and a flipped 6 can look like a 9's cousin."""
-    return random_shift(x, max(1, x.shape[-1] // 8), generator=generator)
-
-
-def strong_augment(x: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A RandAugment-like strong view: rotation ±25°, zoom ±20 %, shear ±15°, shift ±12 %, contrast
-    ±40 %, Gaussian noise and a cutout of 7/16 of the side. Values stay in [0, 1]."""
-    x = random_affine(x, degrees=25, scale=0.2, shear=15, translate=0.12, generator=generator)
-    b = len(x)
-    contrast = _uniform(b, 0.6, 1.4, x, generator).view(b, 1, 1, 1)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * contrast + mean
-    x = x + 0.05 * torch.randn(x.shape, generator=generator).to(x.device)
-    return cutout(x, round(x.shape[-1] * 7 / 16), generator=generator).clamp(0, 1)
 
 
 # ------------------------------------------------------------------------------ batches

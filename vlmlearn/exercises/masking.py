@@ -18,10 +18,10 @@ def check_random_masking(fn: Callable) -> bool:
     """Exercise (notebook 03): `fn(tokens, mask_ratio, noise) -> (kept, mask, ids_restore)` with
     tokens (B, N, D), noise (B, N): keep the K = int(N * (1 - mask_ratio)) tokens with the smallest
     noise (in that order), mask (B, N) is 1 where a token was dropped, and ids_restore undoes the
-    shuffle. Compared with `vlmlearn.masked.random_masking`, which matches transformers' ViTMAE."""
+    shuffle. Compared with `vlmlearn.mae.random_masking`, which matches transformers' ViTMAE."""
     import torch
 
-    from ..masked import random_masking
+    from ..mae import random_masking
 
     def checks():
         tokens1, noise1 = torch.arange(4.0).reshape(1, 4, 1), torch.tensor([[0.3, 0.1, 0.4, 0.2]])

@@ -1,11 +1,11 @@
 import pytest
 import torch
 
-from vlmlearn.masked import (MAEClassifier, MAEEncoder, MaskedAutoencoder, MaskedCaptionModel, copy_vitmae_weights,
-                             load_pretrained_mae, mask_tokens, mlm_loss, patchify, random_masking, repair_vitmae_init,
-                             unpatchify)
+from vlmlearn.mae import (MAEClassifier, MAEEncoder, MaskedAutoencoder, load_pretrained_mae, patchify, random_masking,
+                          unpatchify)
+from vlmlearn.models import count_parameters
 from vlmlearn.optim import layer_decay_groups
-from vlmlearn.models import SmallCNN
+from vlmlearn.vitmae import copy_vitmae_weights, repair_vitmae_init
 
 
 def tiny_mae(**kw):
@@ -141,8 +141,24 @@ def test_norm_pix_eps_keeps_noisy_flat_patches_flat():
 def test_mae_encoder_features_shape_and_bad_input():
     enc = MAEEncoder(image_size=16, patch_size=4, width=32, depth=1, heads=2)
     assert enc(torch.rand(5, 3, 16, 16)).shape == (5, 32)
+    assert enc.forward_tokens(torch.rand(5, 3, 16, 16)).shape == (5, 1 + 16, 32)  # the CLS token, then the patches
     with pytest.raises(ValueError, match="16"):
         enc(torch.rand(5, 3, 32, 32))
+    with pytest.raises(ValueError, match="float"):
+        enc(torch.zeros(2, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="divisible"):
+        MAEEncoder(image_size=30, patch_size=4)
+    assert count_parameters(MAEEncoder()) < 1e6  # the default ViT fits a CPU
+
+
+@pytest.mark.parametrize("size, patch", [(32, 8), (16, 4)])
+def test_mae_encoder_forward_backward_reaches_every_parameter(size, patch):
+    torch.manual_seed(0)
+    enc = MAEEncoder(image_size=size, patch_size=patch, width=32, depth=1, heads=2)
+    z = enc(torch.rand(3, 3, size, size))
+    assert z.shape == (3, 32) and torch.isfinite(z).all()
+    z.square().sum().backward()
+    assert all(p.grad is not None for p in enc.parameters())
 
 
 def test_encoder_features_draw_no_random_numbers_and_match_the_unmasked_pretraining_path():
@@ -159,64 +175,13 @@ def test_encoder_features_draw_no_random_numbers_and_match_the_unmasked_pretrain
 
 
 def test_evaluating_during_fine_tuning_leaves_the_run_unchanged():
-    from vlmlearn.masked import finetune_mae
+    from vlmlearn.mae import finetune_mae
 
     encoder = tiny_mae().encoder
     x, y = torch.rand(16, 3, 16, 16), torch.arange(16) % 2
     runs = [finetune_mae(encoder, x, y, 2, steps=6, batch_size=8, eval_fn=fn, desc=None)[0]
             for fn in (None, lambda m: {"acc": (m(x).argmax(1) == y).float().mean()})]
     assert all(torch.equal(a, b) for a, b in zip(runs[0].parameters(), runs[1].parameters()))
-
-
-def test_mask_tokens_proportions_on_a_large_sample():
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, 40, (4000, 20), generator=g)
-    ids[:, 0], ids[:, -3], ids[:, -2:] = 2, 3, 0  # bos ... eos pad pad
-    inputs, labels = mask_tokens(ids, mask_id=4, vocab_size=40, generator=g)
-    special = (ids < 5)
-    chosen = labels != -100
-    assert not (chosen & special).any() and torch.equal(inputs[special], ids[special])
-    assert torch.equal(labels[chosen], ids[chosen])
-    rate = chosen.sum() / (~special).sum()
-    assert abs(rate - 0.15) < 0.005
-    as_mask = (inputs[chosen] == 4).float().mean()
-    kept = (inputs[chosen] == ids[chosen]).float().mean()
-    random_word = 1 - as_mask - kept
-    assert abs(as_mask - 0.8) < 0.01 and abs(kept - 0.1 - 0.1 / 35) < 0.01 and abs(random_word - 0.1 + 0.1 / 35) < 0.01
-    assert inputs[chosen & (inputs != 4) & (inputs != ids)].min() >= 5  # random words are never special tokens
-    assert torch.equal(inputs[~chosen], ids[~chosen])
-
-
-def test_masked_caption_model_text_only_and_with_image():
-    ids = torch.randint(5, 30, (3, 12))
-    ids[:, -2:] = 0
-    labels = torch.full_like(ids, -100)
-    labels[:, 3] = ids[:, 3]
-    text = MaskedCaptionModel(vocab_size=30, context_length=12, width=32, layers=1, heads=2)
-    logits = text(ids)
-    assert logits.shape == (3, 12, 30)
-    mlm_loss(logits, labels).backward()
-    cnn = SmallCNN(image_size=16, widths=(8, 16), embed_dim=8)
-    both = MaskedCaptionModel(vocab_size=30, context_length=12, width=32, layers=1, heads=2, image_encoder=cnn.features,
-                              image_channels=16, image_tokens=16)
-    loss = mlm_loss(both(ids, torch.rand(3, 3, 16, 16)), labels)
-    loss.backward()
-    assert cnn.features[0].weight.grad is not None and torch.isfinite(loss)
-    with pytest.raises(ValueError, match="images exactly"):
-        both(ids)
-
-
-def test_masked_word_predictions_for_the_explorer(world):
-    from vlmlearn.data import WordTokenizer, caption_vocabulary
-    from vlmlearn.widgets import masked_word_predictions
-
-    tok = WordTokenizer(caption_vocabulary(), context_length=20)
-    text = MaskedCaptionModel(vocab_size=tok.vocab_size, context_length=20, width=32, layers=1, heads=2)
-    out = masked_word_predictions({"text": (text, False)}, tok, world.images(1).images[0], "a small red circle on the left", 2, k=3)
-    assert len(out["text"]) == 3 and all(w in tok.itos for w, _ in out["text"])
-    assert abs(sum(p for _, p in out["text"])) <= 1.0
-    with pytest.raises(ValueError, match="position"):
-        masked_word_predictions({"text": (text, False)}, tok, None, "a red circle", 3)
 
 
 def test_mae_classifier_and_layer_wise_learning_rates():
@@ -260,7 +225,7 @@ def test_pretrained_mae_loads_from_safetensors_with_its_record(tmp_path):
 def test_the_shipped_mae_checkpoint_is_what_its_script_writes():
     import importlib.util
 
-    from vlmlearn.masked import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG
+    from vlmlearn.mae import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG
 
     spec = importlib.util.spec_from_file_location("pretrain_mae", __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_mae.py")
     script = importlib.util.module_from_spec(spec)
@@ -284,7 +249,7 @@ def test_the_shipped_mae_checkpoint_is_what_its_script_writes():
 
 
 def test_finetune_mae_learns_a_separable_task_and_leaves_the_encoder_alone():
-    from vlmlearn.masked import finetune_augment, finetune_mae
+    from vlmlearn.mae import finetune_mae
 
     torch.manual_seed(0)
     encoder = tiny_mae().encoder
@@ -297,8 +262,6 @@ def test_finetune_mae_learns_a_separable_task_and_leaves_the_encoder_alone():
         assert (model(x).argmax(1) == y).float().mean() == 1.0
     assert history.train["loss"][-1] < history.train["loss"][0] and not model.training
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())  # a copy was trained
-    flipped = finetune_augment(x)
-    assert flipped.shape == x.shape and not torch.equal(flipped, x)
 
 
 def test_the_package_recipe_is_the_one_chosen_on_validation():
@@ -307,7 +270,7 @@ def test_the_package_recipe_is_the_one_chosen_on_validation():
     import json
     from pathlib import Path
 
-    from vlmlearn.masked import MAE_FINETUNE_RECIPE, finetune_mae
+    from vlmlearn.mae import MAE_FINETUNE_RECIPE, finetune_mae
 
     grid = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "03_finetune_recipe.json").read_text())
     assert grid["chosen"] == MAE_FINETUNE_RECIPE
