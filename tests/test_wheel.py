@@ -33,7 +33,7 @@ import vlmlearn
 import vlmlearn.data
 from vlmlearn.assets import course_checkout
 from vlmlearn.clip_models import load_pretrained_clip
-from vlmlearn.masked import load_pretrained_mae
+from vlmlearn.mae import load_pretrained_mae
 
 clip, tokenizer, clip_record = load_pretrained_clip()
 mae, mae_record = load_pretrained_mae()

@@ -48,7 +48,7 @@ LAYERS = {
     "vlmlearn.contrastive": 4,
     "vlmlearn.mae": 4,
     "vlmlearn.mlm": 4,
-    "vlmlearn.masked": 4,  # until it is split into vlmlearn.mae and vlmlearn.mlm
+    "vlmlearn.vitmae": 4,
     "vlmlearn.semi": 4,
     "vlmlearn.generative": 4,
     "vlmlearn.vqa": 4,
