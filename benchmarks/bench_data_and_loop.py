@@ -14,8 +14,8 @@ from torch import nn
 
 from vlmlearn.data import ShapesWorld
 from vlmlearn.models import SmallCNN
-from vlmlearn.train import minibatches, train
 from vlmlearn.runtime import set_seed
+from vlmlearn.train import minibatches, train
 
 
 def best_of(fn, repeats: int) -> float:

@@ -21,8 +21,19 @@ from pathlib import Path
 
 import torch
 
-from vlmlearn.label_efficiency import (DIGIT_GRID, DIGIT_LABELS, DIGIT_METHODS, SELECT_LABELS, SHAPE_GRID,
-                                       SHAPE_LABELS, SHAPE_METHODS, choose, load_pretrained, run_digits, run_shapes)
+from vlmlearn.label_efficiency import (
+    DIGIT_GRID,
+    DIGIT_LABELS,
+    DIGIT_METHODS,
+    SELECT_LABELS,
+    SHAPE_GRID,
+    SHAPE_LABELS,
+    SHAPE_METHODS,
+    choose,
+    load_pretrained,
+    run_digits,
+    run_shapes,
+)
 from vlmlearn.results import benchmark_dir, versions
 
 

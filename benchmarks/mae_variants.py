@@ -18,8 +18,14 @@ import torch
 
 from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
-from vlmlearn.mae import (MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae,
-                          pretrain_mae)
+from vlmlearn.mae import (
+    MAE_FINETUNE_RECIPE,
+    SHAPES_MAE_CONFIG,
+    MaskedAutoencoder,
+    finetune_mae,
+    load_pretrained_mae,
+    pretrain_mae,
+)
 from vlmlearn.results import benchmark_dir, versions
 from vlmlearn.runtime import set_seed
 

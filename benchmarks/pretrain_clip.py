@@ -18,8 +18,14 @@ import torch
 
 from vlmlearn.assets import save_weights
 from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT
-from vlmlearn.contrastive import (SHAPES_CLIP_CONFIG, fit_clip, object_prompts, retrieval_metrics, shapes_clip,
-                                  zero_shot_accuracy)
+from vlmlearn.contrastive import (
+    SHAPES_CLIP_CONFIG,
+    fit_clip,
+    object_prompts,
+    retrieval_metrics,
+    shapes_clip,
+    zero_shot_accuracy,
+)
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.results import versions
 from vlmlearn.runtime import set_seed

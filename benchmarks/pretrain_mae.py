@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from vlmlearn.assets import save_weights
 from vlmlearn.data import ShapesWorld
 from vlmlearn.mae import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG, pretrain_mae
 from vlmlearn.results import versions
-from vlmlearn.assets import save_weights
 
 
 def build_parser() -> argparse.ArgumentParser:

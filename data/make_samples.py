@@ -9,7 +9,14 @@ from pathlib import Path
 
 from PIL import Image
 
-from vlmlearn.data import SAMPLES_DIR, ShapesWorld, export_coco_captions, export_csv_pairs, export_flickr30k, paraphrases
+from vlmlearn.data import (
+    SAMPLES_DIR,
+    ShapesWorld,
+    export_coco_captions,
+    export_csv_pairs,
+    export_flickr30k,
+    paraphrases,
+)
 
 
 def main(out: Path = SAMPLES_DIR, n: int = 24) -> None:

@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from vlmlearn.augment import (cutout, random_affine, random_shift, shapes_strong_augment, shapes_weak_augment,
-                              strong_augment, weak_augment)
+from vlmlearn.augment import (
+    cutout,
+    random_affine,
+    random_shift,
+    shapes_strong_augment,
+    shapes_weak_augment,
+    strong_augment,
+    weak_augment,
+)
 
 
 def test_random_shift_matches_torchvision_affine_per_image():

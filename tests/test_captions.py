@@ -2,8 +2,20 @@
 import numpy as np
 import pytest
 
-from vlmlearn.data import (ANSWERS, COLORS, NOISE_KINDS, SHAPES, ShapesWorld, caption_matches, drop_function_words,
-                           hard_negative_captions, paraphrases, parse_caption, size_swapped_captions, vqa_statement)
+from vlmlearn.data import (
+    ANSWERS,
+    COLORS,
+    NOISE_KINDS,
+    SHAPES,
+    ShapesWorld,
+    caption_matches,
+    drop_function_words,
+    hard_negative_captions,
+    paraphrases,
+    parse_caption,
+    size_swapped_captions,
+    vqa_statement,
+)
 
 
 def named_combinations(text: str) -> set[tuple[str, str]]:

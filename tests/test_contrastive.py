@@ -4,13 +4,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from vlmlearn.contrastive import (DualEncoder, object_prompts, binding_accuracy, clip_step, image_text_similarity,
-                                  retrieval_metrics, siglip_step, zero_shot_accuracy)
+from vlmlearn.contrastive import (
+    DualEncoder,
+    binding_accuracy,
+    clip_step,
+    image_text_similarity,
+    object_prompts,
+    retrieval_metrics,
+    siglip_step,
+    zero_shot_accuracy,
+)
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.optim import clamp_logit_scales_
-from vlmlearn.train import minibatches, train
 from vlmlearn.runtime import set_seed
+from vlmlearn.train import minibatches, train
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +146,9 @@ def test_the_shipped_clip_checkpoint_is_what_its_script_writes():
 def test_load_pretrained_clip_says_what_is_missing_or_stale(tmp_path, tok):
     import json
 
-    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, shapes_clip
-    from vlmlearn.clip_models import load_pretrained_clip
     from vlmlearn.assets import save_weights
+    from vlmlearn.clip_models import load_pretrained_clip
+    from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, shapes_clip
 
     save_weights(shapes_clip(tok.vocab_size), tmp_path / "clip.safetensors")
     with pytest.raises(FileNotFoundError, match="clip.json"):
@@ -160,7 +168,6 @@ def test_load_pretrained_clip_says_what_is_missing_or_stale(tmp_path, tok):
 
 def test_fit_clip_is_notebook_01s_recipe_and_learns(world, tok):
     from vlmlearn.contrastive import fit_clip, shapes_clip
-
     from vlmlearn.eval import relevance_from_keys
 
     pairs, test = world.pairs(2048), world.pairs(200, split="test")

@@ -6,29 +6,56 @@ that meets it raises "... is not on the expected device ...". Errors about *read
 CUDA or MPS is present, the same calls run there for real.
 """
 import functools
-from pathlib import Path
 
 import pytest
 import torch
 
 from vlmlearn.augment import shapes_strong_augment
-from vlmlearn.contrastive import (DualEncoder, binding_accuracy, clip_step, consistency_clip_step,
-                                  image_text_similarity, object_prompts, pair_similarity, retrieval_metrics,
-                                  siglip_step, zero_shot_accuracy)
 from vlmlearn.clip_models import plain_transform
-from vlmlearn.data import ANSWERS, SAMPLES_DIR, Collate, ShapesWorld, StepLoader, TrainPairs, WordTokenizer, caption_vocabulary, read_pairs
+from vlmlearn.contrastive import (
+    DualEncoder,
+    binding_accuracy,
+    clip_step,
+    consistency_clip_step,
+    image_text_similarity,
+    object_prompts,
+    pair_similarity,
+    retrieval_metrics,
+    siglip_step,
+    zero_shot_accuracy,
+)
+from vlmlearn.data import (
+    ANSWERS,
+    SAMPLES_DIR,
+    Collate,
+    ShapesWorld,
+    StepLoader,
+    TrainPairs,
+    WordTokenizer,
+    caption_vocabulary,
+    read_pairs,
+)
 from vlmlearn.eval_retrieval import retrieval_scores
-from vlmlearn.generative import CaptionToImage, Captioner, captioning_step, text_to_image_step
+from vlmlearn.generative import Captioner, CaptionToImage, captioning_step, text_to_image_step
 from vlmlearn.label_efficiency import load_pretrained, run_digits, run_shapes
 from vlmlearn.mae import MaskedAutoencoder, mae_step
 from vlmlearn.mlm import MaskedCaptionModel, predict_each_word
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.semi import (ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
-                           predict_probs, pseudo_label_step, self_training_round, supervised_step)
 from vlmlearn.optim import clamp_logit_scales_, param_groups
+from vlmlearn.semi import (
+    ema_teacher,
+    fixmatch_step,
+    mean_teacher_decay,
+    mean_teacher_step,
+    pi_model_step,
+    predict_probs,
+    pseudo_label_step,
+    self_training_round,
+    supervised_step,
+)
 from vlmlearn.train import train
-from vlmlearn.widgets import caption_painter, mask_ratio_explorer, masked_word_predictions
 from vlmlearn.vqa import VQAByMatching, VQAModel, answer_candidates, answer_statements, vqa_accuracy, vqa_step
+from vlmlearn.widgets import caption_painter, mask_ratio_explorer, masked_word_predictions
 
 MISMATCH = ("expected device", "same device", "at least two devices")
 DEVICES = ["meta"] + (["cuda"] if torch.cuda.is_available() else []) + (

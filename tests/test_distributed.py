@@ -98,8 +98,8 @@ def _pairs(n=64):
 
 def _fit(steps=20, global_batch=2 * B):
     from vlmlearn.contrastive import clip_step
-    from vlmlearn.train import minibatches, train
     from vlmlearn.optim import param_groups
+    from vlmlearn.train import minibatches, train
 
     model = _tiny_dual_encoder()
     # SGD, not Adam: Adam rescales a gradient that is zero in exact arithmetic (an attention key's bias) to a

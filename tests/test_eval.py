@@ -3,8 +3,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vlmlearn.eval import (accuracy, confusion_matrix, embed, linear_probe, relevance_from_keys, retrieval_recall,
-                           zero_shot_classifier, zero_shot_predict)
+from vlmlearn.eval import (
+    accuracy,
+    confusion_matrix,
+    embed,
+    linear_probe,
+    relevance_from_keys,
+    retrieval_recall,
+    zero_shot_classifier,
+    zero_shot_predict,
+)
 
 
 def test_perfect_and_reversed_retrieval():

@@ -5,8 +5,17 @@ import pytest
 import torch
 from PIL import Image
 
-from vlmlearn.data import (SAMPLES_DIR, export_coco_captions, export_csv_pairs, export_flickr30k, load_coco_captions,
-                           load_csv_pairs, load_flickr30k, load_image, load_image_folder)
+from vlmlearn.data import (
+    SAMPLES_DIR,
+    export_coco_captions,
+    export_csv_pairs,
+    export_flickr30k,
+    load_coco_captions,
+    load_csv_pairs,
+    load_flickr30k,
+    load_image,
+    load_image_folder,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +150,6 @@ def test_missing_files_and_folders(tmp_path):
 
 
 def test_committed_samples_load():
-    from pathlib import Path
 
     root = SAMPLES_DIR
     coco = load_coco_captions(root / "coco" / "captions.json", root / "coco" / "images")

@@ -2,8 +2,14 @@ import pytest
 import torch
 
 from vlmlearn.data import ANSWERS, QUESTION_TYPES, ShapesWorld, WordTokenizer, caption_vocabulary
-from vlmlearn.generative import (CaptionToImage, Captioner, caption_attribute_accuracy, captioning_step, corpus_bleu,
-                                 text_to_image_step)
+from vlmlearn.generative import (
+    Captioner,
+    CaptionToImage,
+    caption_attribute_accuracy,
+    captioning_step,
+    corpus_bleu,
+    text_to_image_step,
+)
 
 
 @pytest.fixture(scope="module")

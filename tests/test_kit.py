@@ -10,8 +10,15 @@ import torch
 matplotlib.use("Agg")
 
 from vlmlearn import exercises, viz  # noqa: E402
-from vlmlearn.results import (load_benchmark, load_results, ordering, record_results, results_table,  # noqa: E402
-                              seed_table, write_benchmark)
+from vlmlearn.results import (  # noqa: E402
+    load_benchmark,
+    load_results,
+    ordering,
+    record_results,
+    results_table,
+    seed_table,
+    write_benchmark,
+)
 from vlmlearn.train import History  # noqa: E402
 
 

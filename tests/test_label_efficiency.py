@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from vlmlearn.label_efficiency import DIGIT_METHODS, choose, digits_data, run_digits, run_shapes, shapes_strong_augment
+from vlmlearn.label_efficiency import DIGIT_METHODS, choose, digits_data, run_digits, run_shapes
 from vlmlearn.label_efficiency_report import grid, grid_table, parse_key, plot_run, verdicts
 
 

@@ -1,8 +1,15 @@
 import pytest
 import torch
 
-from vlmlearn.mae import (MAEClassifier, MAEEncoder, MaskedAutoencoder, load_pretrained_mae, patchify, random_masking,
-                          unpatchify)
+from vlmlearn.mae import (
+    MAEClassifier,
+    MAEEncoder,
+    MaskedAutoencoder,
+    load_pretrained_mae,
+    patchify,
+    random_masking,
+    unpatchify,
+)
 from vlmlearn.models import count_parameters
 from vlmlearn.optim import layer_decay_groups
 from vlmlearn.vitmae import copy_vitmae_weights, repair_vitmae_init

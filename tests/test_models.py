@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from vlmlearn.models import (SmallCNN, TextTransformer, count_parameters, digits_cnn, sincos_position_embedding_2d,
-                             transformer_blocks)
+from vlmlearn.models import (
+    SmallCNN,
+    TextTransformer,
+    count_parameters,
+    digits_cnn,
+    sincos_position_embedding_2d,
+    transformer_blocks,
+)
 
 
 def test_image_encoder_forward_backward():

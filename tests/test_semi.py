@@ -6,8 +6,17 @@ import torch
 
 from vlmlearn import semi
 from vlmlearn.augment import weak_augment
-from vlmlearn.semi import (Ramp, confident_mask, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step,
-                           pi_model_step, semi_batches, supervised_step)
+from vlmlearn.semi import (
+    Ramp,
+    confident_mask,
+    ema_teacher,
+    fixmatch_step,
+    mean_teacher_decay,
+    mean_teacher_step,
+    pi_model_step,
+    semi_batches,
+    supervised_step,
+)
 
 
 def test_confident_mask_uses_greater_or_equal():
@@ -137,8 +146,8 @@ def test_semi_batches_shapes_determinism_and_errors():
 def test_fixmatch_learns_and_accepts_only_confident_correct_pseudo_labels():
     from vlmlearn.data import load_digits_split
     from vlmlearn.eval import accuracy
-    from vlmlearn.semi import predict_probs
     from vlmlearn.runtime import set_seed
+    from vlmlearn.semi import predict_probs
     from vlmlearn.train import train
 
     s = load_digits_split(5, seed=0, image_size=16)

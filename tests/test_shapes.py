@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vlmlearn.data import (ANSWERS, COLORS, SHAPES, ShapesWorld, caption_matches, caption_vocabulary,
-                           parse_caption)
+from vlmlearn.data import ANSWERS, COLORS, SHAPES, ShapesWorld, caption_matches, caption_vocabulary, parse_caption
 
 
 def test_deterministic_per_index_whatever_the_batch(world):

@@ -24,8 +24,15 @@ from vlmlearn.generative import Captioner, CaptionToImage, captioning_step, text
 from vlmlearn.mae import MaskedAutoencoder, mae_step
 from vlmlearn.mlm import MaskedCaptionModel, mask_tokens, mlm_step
 from vlmlearn.models import SmallCNN, TextTransformer
-from vlmlearn.semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_step, pi_model_step, pseudo_label_step,
-                           supervised_step)
+from vlmlearn.semi import (
+    Ramp,
+    ema_teacher,
+    fixmatch_step,
+    mean_teacher_step,
+    pi_model_step,
+    pseudo_label_step,
+    supervised_step,
+)
 from vlmlearn.vqa import VQAByMatching, VQAModel, vqa_step
 
 VOCAB, LENGTH, SEED = 14, 7, 1234  # ids 0-4 are special (pad, unk, bos, eos, mask), 5-13 are words

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from vlmlearn.train import History, evaluate, load_checkpoint, minibatches, save_checkpoint, train
-from vlmlearn.optim import clamp_logit_scales_, param_groups
 from vlmlearn.assets import load_weights, save_weights
+from vlmlearn.optim import clamp_logit_scales_, param_groups
 from vlmlearn.runtime import set_seed, set_train_mode
+from vlmlearn.train import History, evaluate, load_checkpoint, minibatches, save_checkpoint, train
 
 
 def _problem(seed=0):

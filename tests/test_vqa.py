@@ -2,8 +2,15 @@ import pytest
 import torch
 
 from vlmlearn.contrastive import DualEncoder
-from vlmlearn.data import (ANSWERS, ANSWERS_BY_TYPE, QUESTION_TYPES, WordTokenizer, caption_vocabulary, trim_padding,
-                           vqa_statement)
+from vlmlearn.data import (
+    ANSWERS,
+    ANSWERS_BY_TYPE,
+    QUESTION_TYPES,
+    WordTokenizer,
+    caption_vocabulary,
+    trim_padding,
+    vqa_statement,
+)
 from vlmlearn.models import SmallCNN, TextTransformer
 from vlmlearn.vqa import VQAByMatching, VQAModel, answer_candidates, answer_statements, vqa_accuracy, vqa_step
 

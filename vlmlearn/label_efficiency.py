@@ -40,13 +40,23 @@ from .contrastive import object_prompts, zero_shot_accuracy
 from .data import SHAPES, ShapesWorld, first_per_class, load_digits_split
 from .eval import confusion_matrix, embed, linear_probe
 from .mae import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
-from .optim import warmup_cosine
 from .models import SmallCNN, digits_cnn
-from .semi import (Ramp, ema_teacher, fixmatch_step, mean_teacher_decay, mean_teacher_step, pi_model_step,
-                   predict_probs, pseudo_label_step, self_training_round, semi_batches, supervised_step)
-from .train import minibatches, train
-from .optim import param_groups
+from .optim import param_groups, warmup_cosine
 from .runtime import set_seed
+from .semi import (
+    Ramp,
+    ema_teacher,
+    fixmatch_step,
+    mean_teacher_decay,
+    mean_teacher_step,
+    pi_model_step,
+    predict_probs,
+    pseudo_label_step,
+    self_training_round,
+    semi_batches,
+    supervised_step,
+)
+from .train import minibatches, train
 
 DIGIT_LABELS = (1, 2, 5, 10, "all")
 DIGIT_METHODS = ("supervised", "pseudolabel", "selftraining", "pi", "meanteacher", "fixmatch")

@@ -12,8 +12,8 @@ import json
 import math
 import os
 import platform
-from importlib import metadata
 import time
+from importlib import metadata
 from pathlib import Path
 
 from .assets import course_checkout

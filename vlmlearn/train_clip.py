@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import math
 import shutil
 import sys
 import time
@@ -107,9 +106,9 @@ def _gather_problems(problems: list[str], world: int) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     from . import clip_models
+    from .contrastive import clip_step
     from .data.loader import Collate, StepLoader, TrainPairs, read_pairs
     from .eval_retrieval import retrieval_scores
-    from .contrastive import clip_step
     from .losses import clip_loss
     from .optim import param_groups, warmup_cosine
     from .runtime import get_device, set_seed, setup_distributed

@@ -11,7 +11,6 @@ from torch import nn
 from .mae import MaskedAutoencoder
 from .models import sincos_position_embedding_2d
 
-
 _V4_TO_V5 = [("vit.encoder.layer.", "vit.layers."), ("attention.attention.query", "attention.q_proj"),
              ("attention.attention.key", "attention.k_proj"), ("attention.attention.value", "attention.v_proj"),
              ("attention.output.dense", "attention.o_proj"), ("intermediate.dense", "mlp.fc1"),

@@ -11,7 +11,6 @@ from .data.shapes import ShapesWorld
 from .explorer import Explorer, Panel
 from .runtime import eval_mode
 
-
 WORLD_VIEWS = ("clean pairs", "noisy web pairs", "unpaired images", "unpaired text", "labeled: shape",
                "labeled: color", "VQA", "held-out combinations", "binding pairs")
 

@@ -20,8 +20,7 @@ import torch
 from PIL import Image
 
 from ..assets import SHIPPED
-from .formats import (ImageCaptionDataset, load_coco_captions, load_csv_pairs, load_flickr30k, load_image_folder,
-                      to_rgb)
+from .formats import ImageCaptionDataset, load_coco_captions, load_csv_pairs, load_flickr30k, load_image_folder, to_rgb
 
 DATASET_TYPES = ("csv", "coco", "flickr30k", "folder")
 SAMPLES_DIR = SHIPPED / "samples"  # the small exports in every format (data/README.md), shipped with the package

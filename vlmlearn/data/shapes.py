@@ -19,10 +19,26 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
-from .captions import (ANSWERS, ATTRIBUTES, COLORS, COUNT_WORDS, JUNK_TEMPLATES, ONE_OBJECT_TEMPLATES, POSITION_PHRASE,
-                       POSITIONS, QUESTION_TYPES, SHAPES, SIZES, caption_from_attributes, caption_vocabulary, content_keys,
-                       hard_negative_captions, names_heldout, size_swapped_captions,
-                       wrong_attribute_captions)
+from .captions import (
+    ANSWERS,
+    ATTRIBUTES,
+    COLORS,
+    COUNT_WORDS,
+    JUNK_TEMPLATES,
+    ONE_OBJECT_TEMPLATES,
+    POSITION_PHRASE,
+    POSITIONS,
+    QUESTION_TYPES,
+    SHAPES,
+    SIZES,
+    caption_from_attributes,
+    caption_vocabulary,
+    content_keys,
+    hard_negative_captions,
+    names_heldout,
+    size_swapped_captions,
+    wrong_attribute_captions,
+)
 
 SPLITS = ("train", "val", "test")
 

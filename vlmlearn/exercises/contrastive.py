@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _Fail, _expect, _run, hinted
+from ._core import _expect, _Fail, _run, hinted
 
 
 @hinted("clip_loss",
