@@ -68,7 +68,8 @@ def loop_overhead(steps: int, repeats: int) -> None:
         model, opt = make()
         train(model, opt, step_fn, batches, steps=steps, progress=True, desc="bench")
 
-    bare(); ours()  # warm up both
+    bare()  # warm up both
+    ours()
     t_bare, t_ours = [], []
     for _ in range(repeats):  # interleave so machine noise hits both alike
         t_bare.append(best_of(bare, 1))

@@ -40,7 +40,8 @@ from vlmlearn.results import benchmark_dir, versions
 def compact_json(record: dict) -> str:
     """Indented JSON with every list of numbers on one line (the curves and confusion matrices stay readable)."""
     text = json.dumps(record, indent=1)
-    return re.sub(r"\[\s*([-0-9.e,\s]+?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]", text)
+    return re.sub(r"\[\s*([-0-9.e,\s]+?)\s*\]", lambda m: "[" + ", ".join(m.group(1).split()).replace(",,", ",") + "]",
+                  text)
 
 
 def main() -> None:
@@ -72,8 +73,10 @@ def main() -> None:
         return chosen
 
     if "digits" in args.tasks:
-        score = lambda m, s: run_digits(m, SELECT_LABELS["digits"], settings=s, steps_scale=args.steps_scale,
-                                        validation=True)["acc"]
+        def score(m, s):
+            return run_digits(m, SELECT_LABELS["digits"], settings=s, steps_scale=args.steps_scale,
+                              validation=True)["acc"]
+
         chosen = select("digits", DIGIT_GRID, score)
         for labels in DIGIT_LABELS:
             for seed in args.seeds:
@@ -82,8 +85,11 @@ def main() -> None:
                         method, labels, seed=seed, settings=chosen.get(method), steps_scale=args.steps_scale))
     if "shapes" in args.tasks:
         pretrained = load_pretrained()
-        score = lambda m, s: run_shapes(m, SELECT_LABELS["shapes"], pretrained=pretrained, settings=s,
-                                        steps_scale=args.steps_scale, validation=True)["acc"]
+
+        def score(m, s):
+            return run_shapes(m, SELECT_LABELS["shapes"], pretrained=pretrained, settings=s,
+                              steps_scale=args.steps_scale, validation=True)["acc"]
+
         chosen = select("shapes", {m: SHAPE_GRID[m] for m in ("ft_clip", "scratch_cnn")}, score)
         # FixMatch starts from the CLIP tower with the fine-tuning learning rate chosen above
         chosen.update(select("shapes", {"fixmatch_clip": SHAPE_GRID["fixmatch_clip"]}, score, fixed=chosen["ft_clip"]))

@@ -36,14 +36,17 @@ def main() -> None:
     for lr, decay in itertools.product(LRS, LAYER_DECAYS):
         scores = {}
         for arm, encoder in encoders.items():
-            model, _ = finetune_mae(encoder, x, y, len(SHAPES), steps=STEPS, lr=lr, layer_decay=decay, seed=0, desc=None)
+            model, _ = finetune_mae(encoder, x, y, len(SHAPES), steps=STEPS, lr=lr, layer_decay=decay, seed=0,
+                                    desc=None)
             with torch.no_grad():
                 scores[arm] = accuracy(model(val.images), val.labels)
         runs.append({"lr": lr, "layer_decay": decay, "val_scratch": scores["scratch"], "val_mae": scores["mae"],
                      "val_mean": (scores["scratch"] + scores["mae"]) / 2})
-        print(f"lr {lr:g}, layer decay {decay}: val scratch {scores['scratch']:.3f}, MAE {scores['mae']:.3f}", flush=True)
+        print(f"lr {lr:g}, layer decay {decay}: val scratch {scores['scratch']:.3f}, MAE {scores['mae']:.3f}",
+              flush=True)
     best = max(runs, key=lambda r: r["val_mean"])
-    record = {"chosen": {"lr": best["lr"], "layer_decay": best["layer_decay"]}, "selected_by": "mean val accuracy of both arms",
+    record = {"chosen": {"lr": best["lr"], "layer_decay": best["layer_decay"]},
+              "selected_by": "mean val accuracy of both arms",
               "labels_per_class": LABELS_PER_CLASS, "steps": STEPS, "runs": runs,
               "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
     path = benchmark_dir() / "03_finetune_recipe.json"

@@ -58,7 +58,8 @@ def main() -> None:
     for name, batch in (("seen", world.labeled(1000, split="test")), ("heldout", world.heldout_pairs(1000))):
         accs = zero_shot_accuracy(model, tok, batch, object_prompts())
         scores.update({f"zeroshot_{name}_{a}": accs[a] for a in ("shape", "color")})
-    record = {"model": "shapes-clip", "config": SHAPES_CLIP_CONFIG, "vocab": tok.itos[len(tok.specials):], "steps": args.steps, "seed": args.seed,
+    record = {"model": "shapes-clip", "config": SHAPES_CLIP_CONFIG, "vocab": tok.itos[len(tok.specials):],
+              "steps": args.steps, "seed": args.seed,
               "batch_size": args.batch_size, "pairs": args.pairs, "final_loss": round(history.train["loss"][-1], 4),
               "scores": {k: round(v, 4) for k, v in scores.items()}, "runtime_s": round(runtime),
               "versions": versions()}

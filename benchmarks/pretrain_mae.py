@@ -45,13 +45,15 @@ def main() -> None:
             save_weights(state.model, f"{args.out}_{state.step}.safetensors")
         if state.step % 1000 == 0:
             recent = state.history.train["loss"][-200:]
-            print(f"step {state.step:6d}  loss {sum(recent) / len(recent):.4f}  {state.history.seconds:6.0f} s", flush=True)
+            print(f"step {state.step:6d}  loss {sum(recent) / len(recent):.4f}  {state.history.seconds:6.0f} s",
+                  flush=True)
 
     t0 = time.perf_counter()
     model, history = pretrain_mae(images, steps=args.steps, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                                   callbacks=[snapshot], desc=None)
     final = history.train["loss"][-200:]
-    record = {"model": "shapes-mae", "config": SHAPES_MAE_CONFIG, "steps": args.steps, "seed": args.seed, "batch_size": args.batch_size,
+    record = {"model": "shapes-mae", "config": SHAPES_MAE_CONFIG, "steps": args.steps, "seed": args.seed,
+              "batch_size": args.batch_size,
               "unlabeled_images": args.unlabeled, "lr": args.lr, "final_loss": round(sum(final) / len(final), 4),
               "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
     save_weights(model, args.out.with_suffix(".safetensors"), record)

@@ -44,7 +44,8 @@ def main():
     for m in METHODS:
         print(f"{m:13s} " + " ".join(f"{100 * np.mean(v):9.1f} ± {100 * np.std(v):4.1f}" for v in table[m].values()))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "semi_supervised.json").write_text(json.dumps({m: {str(k): v for k, v in d.items()} for m, d in table.items()}, indent=1))
+    (args.out / "semi_supervised.json").write_text(
+        json.dumps({m: {str(k): v for k, v in d.items()} for m, d in table.items()}, indent=1))
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,8 +3,8 @@
     python benchmarks/throughput_vs_open_clip.py            # make bench-throughput: about 3 minutes on 2 cores
     python benchmarks/throughput_vs_open_clip.py --images 512 --epochs 1 --repeats 1 --out build/tp.json   # a smoke run
 
-- Model: vlmlearn/shipped/model_configs/vlmlearn-tiny.json, registered with open_clip (`open_clip.add_model_config`), so both
-  trainers build the identical architecture and train transform with `open_clip.create_model_and_transforms`
+- Model: vlmlearn/shipped/model_configs/vlmlearn-tiny.json, registered with open_clip (`open_clip.add_model_config`),
+  so both trainers build the identical architecture and train transform with `open_clip.create_model_and_transforms`
   (a ViT on 32 px images in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each).
 - Data: ShapesWorld training pairs exported as an open_clip CSV (tab-separated PNG paths and captions).
 - Settings, the same for both: one process, --batch-size, --epochs, fp32, --workers DataLoader workers, AdamW with the
@@ -79,7 +79,10 @@ def vlmlearn_windows(log_path: Path, batch: int, steps_per_epoch: int) -> list[d
 def rates(windows: list[dict], batch: int) -> dict:
     first_of_epoch = {w["epoch"]: i for i, w in reversed(list(enumerate(windows)))}
     steady = [w for i, w in enumerate(windows) if i not in first_of_epoch.values()]
-    total = lambda ws: sum(w["steps"] for w in ws) * batch / sum(w["seconds"] for w in ws) if ws else float("nan")
+
+    def total(ws):
+        return sum(w["steps"] for w in ws) * batch / sum(w["seconds"] for w in ws) if ws else float("nan")
+
     return {"steps": sum(w["steps"] for w in windows), "samples_per_second": total(windows),
             "steady_samples_per_second": total(steady), "train_seconds": sum(w["seconds"] for w in windows)}
 
@@ -107,21 +110,27 @@ def main() -> None:
     for repeat in range(args.repeats):
         name = f"oc{repeat}"
         log, wall = run([sys.executable, "-c", OPEN_CLIP_MAIN, str(CONFIG), *common_flags(args), "--model", CONFIG.stem,
-                         "--csv-separator", "\t", "--logs", str(work / "logs"), "--name", name, "--report-to", ""], work)
+                         "--csv-separator", "\t", "--logs", str(work / "logs"), "--name", name, "--report-to", ""],
+                        work)
         results["open_clip_train"].append({**rates(open_clip_windows(log, args.batch_size), args.batch_size),
                                            "wall_seconds": wall})
         name = f"vl{repeat}"
         _, wall = run([sys.executable, "-m", "vlmlearn.train_clip", *common_flags(args), "--model", str(CONFIG),
                        "--logs", str(work / "logs"), "--name", name], work)
         results["vlmlearn.train_clip"].append({**rates(vlmlearn_windows(work / "logs" / name / "log.jsonl",
-                                                                        args.batch_size, steps_per_epoch), args.batch_size),
+                                                                        args.batch_size, steps_per_epoch),
+                                                       args.batch_size),
                                                "wall_seconds": wall})
         for trainer, runs in results.items():
             r = runs[-1]
             print(f"repeat {repeat} {trainer:20s} {r['steps']} steps  {r['samples_per_second']:7.1f} samples/s  "
                   f"(steady {r['steady_samples_per_second']:7.1f})  command {r['wall_seconds']:.1f} s")
-    mean = lambda trainer, key: sum(r[key] for r in results[trainer]) / len(results[trainer])
-    summary = {key: {"open_clip_train": mean("open_clip_train", key), "vlmlearn.train_clip": mean("vlmlearn.train_clip", key),
+
+    def mean(trainer, key):
+        return sum(r[key] for r in results[trainer]) / len(results[trainer])
+
+    summary = {key: {"open_clip_train": mean("open_clip_train", key),
+                     "vlmlearn.train_clip": mean("vlmlearn.train_clip", key),
                      "ratio": mean("vlmlearn.train_clip", key) / mean("open_clip_train", key)}
                for key in ("samples_per_second", "steady_samples_per_second")}
     summary["wall_seconds"] = {t: mean(t, "wall_seconds") for t in results}
@@ -130,12 +139,14 @@ def main() -> None:
               "settings": {"images": args.images, "batch_size": args.batch_size, "epochs": args.epochs,
                            "steps": steps_per_epoch * args.epochs, "workers": args.workers, "precision": "fp32",
                            "processes": 1, "cpus": os.cpu_count(), "repeats": args.repeats},
-              "summary": summary, "runs": results, "runtime_s": round(time.perf_counter() - t0, 1), "versions": versions()}
+              "summary": summary, "runs": results, "runtime_s": round(time.perf_counter() - t0, 1),
+              "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
     s = summary["samples_per_second"]
     print(f"vlmlearn.train_clip {s['vlmlearn.train_clip']:.1f} samples/s, open_clip_train {s['open_clip_train']:.1f}: "
-          f"ratio {s['ratio']:.2f} (steady state {summary['steady_samples_per_second']['ratio']:.2f}); wrote {args.out}")
+          f"ratio {s['ratio']:.2f} (steady state {summary['steady_samples_per_second']['ratio']:.2f}); "
+          f"wrote {args.out}")
 
 
 if __name__ == "__main__":

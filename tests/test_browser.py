@@ -34,7 +34,8 @@ def browser_copy(path: Path, folder: Path) -> Path:
     explorer = [c for c in nb.cells if c.cell_type == "code" and "from vlmlearn.widgets import" in c.source]
     standin = nbformat.v4.new_code_cell(
         f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nfrom widget_standins import standins\n"
-        f"globals().update(standins({path.name[:2]!r}))  # stand-ins for: {', '.join(widget_standins.NEEDS[path.name[:2]]) or 'nothing'}")
+        f"globals().update(standins({path.name[:2]!r}))  "
+        f"# stand-ins for: {', '.join(widget_standins.NEEDS[path.name[:2]]) or 'nothing'}")
     cells = [nb.cells[0], standin] + [nbformat.v4.new_code_cell(c.source) for c in explorer]
     copy = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                           "language": "python"}})
@@ -136,8 +137,8 @@ def test_every_control_of_the_explorer_changes_its_output_in_jupyterlab(path, la
         page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         root = page.locator(".jp-OutputArea-output .widget-vbox").first
         root.wait_for(timeout=180_000)
-        page.wait_for_function(f"() => ({OUTPUT})(document.querySelector('.jp-OutputArea-output .widget-vbox')).length > 0",
-                               timeout=60_000)
+        page.wait_for_function(f"() => ({OUTPUT})(document.querySelector('.jp-OutputArea-output .widget-vbox'))"
+                               ".length > 0", timeout=60_000)
         root.scroll_into_view_if_needed()
         root.screenshot(path=SHOTS / f"{path.stem}_0_default.png")
         controls = root.locator(CONTROLS)
@@ -148,8 +149,9 @@ def test_every_control_of_the_explorer_changes_its_output_in_jupyterlab(path, la
             before = root.evaluate(OUTPUT)
             done = change(controls.nth(k), kinds[k])
             try:
-                page.wait_for_function(f"b => ({OUTPUT})(document.querySelector('.jp-OutputArea-output .widget-vbox')) !== b"
-                                       " && !document.querySelector('.jp-OutputArea-output .widget-vbox .widget-output:empty')",
+                page.wait_for_function(f"b => ({OUTPUT})(document.querySelector('.jp-OutputArea-output .widget-vbox'))"
+                                       " !== b && !document.querySelector("
+                                       "'.jp-OutputArea-output .widget-vbox .widget-output:empty')",
                                        arg=before, timeout=60_000)
             except Exception:
                 root.screenshot(path=SHOTS / f"{path.stem}_{len(kinds) - k}_{kinds[k]}_unchanged.png")

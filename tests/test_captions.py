@@ -57,7 +57,8 @@ def test_the_leak_check_sees_a_leak():
     world = ShapesWorld(seed=0, image_size=16)
     color, shape = world.heldout_combos[0]
     assert named_combinations(f"is there a {color} {shape}?") == {(color, shape)}
-    assert named_combinations(f"a small green cross on the left and a large {color} {shape} at the top") & {(color, shape)}
+    assert (named_combinations(f"a small green cross on the left and a large {color} {shape} at the top")
+            & {(color, shape)})
     assert vqa_statement(f"what color is the {shape}?", color, world.heldout_mask) is None
     assert vqa_statement(f"what color is the {shape}?", color) == f"a {color} {shape}"
 

@@ -70,11 +70,13 @@ def test_training_learns_retrieval_beyond_chance(world, tok):
     test = small.pairs(300, split="test")
     before = retrieval_metrics(model, tok, test)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    train(model, opt, clip_step, minibatches(pairs.images, tok(pairs.captions), batch_size=128), steps=80, progress=False)
+    train(model, opt, clip_step, minibatches(pairs.images, tok(pairs.captions), batch_size=128), steps=80,
+          progress=False)
     after = retrieval_metrics(model, tok, test)
     assert after["i2t_r1"] > before["i2t_r1"] + 0.2 and after["t2i_r5"] > 0.6
     acc = zero_shot_accuracy(model, tok, small.labeled(300, attribute="color", split="test"), object_prompts())
-    assert acc["color"] > 0.125 + 0.2 and 0 <= acc["combo"] <= min(acc["color"], acc["shape"])  # colour is learned first
+    # colour is learned first
+    assert acc["color"] > 0.125 + 0.2 and 0 <= acc["combo"] <= min(acc["color"], acc["shape"])
     sim = image_text_similarity(model, tok, test.images[:5], test.captions[:7])
     assert sim.shape == (5, 7) and sim.abs().max() <= 1.0 + 1e-5
 
@@ -129,7 +131,8 @@ def test_the_shipped_clip_checkpoint_is_what_its_script_writes():
     from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT, load_pretrained_clip
     from vlmlearn.contrastive import SHAPES_CLIP_CONFIG
 
-    spec = importlib.util.spec_from_file_location("pretrain_clip", Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_clip.py")
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_clip", Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_clip.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     defaults = script.build_parser().parse_args([])

@@ -122,7 +122,8 @@ def helpers(device):
     mlm = MaskedCaptionModel(vocab_size=TOK.vocab_size, width=16, layers=1, heads=2).to(device)
     binding = WORLD.binding_pairs(8)
     mlm_image = MaskedCaptionModel(vocab_size=TOK.vocab_size, width=16, layers=1, heads=2, image_channels=16,
-                                   image_tokens=16, image_encoder=SmallCNN(image_size=16, widths=(8, 16)).features).to(device)
+                                   image_tokens=16,
+                                   image_encoder=SmallCNN(image_size=16, widths=(8, 16)).features).to(device)
     mae = MaskedAutoencoder(image_size=16, patch_size=4, width=16, depth=1, heads=2, decoder_width=16, decoder_depth=1,
                             decoder_heads=2).to(device)
     painter = CaptionToImage(vocab_size=TOK.vocab_size, image_size=16, width=16, layers=1, channels=8).to(device)

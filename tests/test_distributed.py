@@ -10,7 +10,8 @@ B, D, WORLD = 4, 8, 2
 
 def _features():
     g = torch.Generator().manual_seed(0)
-    return F.normalize(torch.randn(WORLD * B, D, generator=g), dim=-1), F.normalize(torch.randn(WORLD * B, D, generator=g), dim=-1)
+    return (F.normalize(torch.randn(WORLD * B, D, generator=g), dim=-1),
+            F.normalize(torch.randn(WORLD * B, D, generator=g), dim=-1))
 
 
 def _max_diff(a, b):
@@ -41,7 +42,8 @@ def _worker(rank: int, init_file: str, out: str) -> None:
         ref = ClipLoss(local_loss=local, gather_with_grad=True, rank=rank, world_size=WORLD)
         compare(f"clip local_loss={local}", lambda i, t, s: clip_loss(i, t, s, local_loss=local), ref, 10.0)
     ref = ClipLoss(local_loss=False, gather_with_grad=False, rank=rank, world_size=WORLD)
-    compare("clip without gradient through the gather", lambda i, t, s: clip_loss(i, t, s, gather_with_grad=False), ref, 10.0)
+    compare("clip without gradient through the gather", lambda i, t, s: clip_loss(i, t, s, gather_with_grad=False),
+            ref, 10.0)
     import inspect
 
     newer = "dist_impl" in inspect.signature(SigLipLoss).parameters  # open_clip >= 2.27 offers several exchanges
@@ -93,7 +95,8 @@ def _tiny_dual_encoder():
 
 def _pairs(n=64):
     g = torch.Generator().manual_seed(1)
-    return torch.rand(n, 3, 8, 8, generator=g), torch.randint(1, 12, (n, 6), generator=g), torch.randint(1, 12, (n, 6), generator=g)
+    return (torch.rand(n, 3, 8, 8, generator=g), torch.randint(1, 12, (n, 6), generator=g),
+            torch.randint(1, 12, (n, 6), generator=g))
 
 
 def _fit(steps=20, global_batch=2 * B):
@@ -137,7 +140,8 @@ from test_distributed import _fit
 from vlmlearn.runtime import setup_distributed
 rank, size, device = setup_distributed()
 model, history = _fit(steps=5)
-torch.save({{"rank": rank, "size": size, "device": str(device), "loss": history.train["loss"]}}, f"{out}/run{{rank}}.pt")
+torch.save({{"rank": rank, "size": size, "device": str(device), "loss": history.train["loss"]}},
+           f"{out}/run{{rank}}.pt")
 torch.distributed.barrier()
 torch.distributed.destroy_process_group()  # leave together: a rank that exits first can abort the other's teardown
 """

@@ -52,8 +52,12 @@ def test_retrieval_rejects_bad_input():
 
 def test_zero_shot_with_prompt_ensembling():
     basis = torch.eye(4)
-    table = {"a red": basis[0] + 0.1 * basis[3], "a blue": basis[1], "the red": basis[0] - 0.1 * basis[3], "the blue": basis[1]}
-    encode = lambda prompts: torch.stack([table[p] for p in prompts])
+    table = {"a red": basis[0] + 0.1 * basis[3], "a blue": basis[1],
+             "the red": basis[0] - 0.1 * basis[3], "the blue": basis[1]}
+
+    def encode(prompts):
+        return torch.stack([table[p] for p in prompts])
+
     clf = zero_shot_classifier(encode, ["red", "blue"], ["a {}", "the {}"])
     assert clf.shape == (2, 4) and torch.allclose(clf[0], basis[0])  # the template noise averages out
     images = torch.stack([basis[1] * 3, basis[0] + 0.2 * basis[1]])

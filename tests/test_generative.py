@@ -64,7 +64,8 @@ def test_corpus_bleu_matches_the_reference_example():
     # The example from NLTK's corpus_bleu documentation (Papineni et al.'s sentences); NLTK gives 0.5920778868801042.
     hyp1 = "It is a guide to action which ensures that the military always obeys the commands of the party".split()
     refs1 = ["It is a guide to action that ensures that the military will forever heed Party commands".split(),
-             "It is the guiding principle which guarantees the military forces always being under the command of the Party".split(),
+             ("It is the guiding principle which guarantees the military forces always being under the command of "
+              "the Party").split(),
              "It is the practical guide for the army always to heed the directions of the party".split()]
     hyp2 = "he read the book because he was interested in world history".split()
     refs2 = ["he was interested in world history because he read the book".split()]
@@ -104,8 +105,8 @@ def test_caption_attribute_accuracy_ignores_the_order_of_objects(world):
     swapped = {k: (v[:, ::-1].copy() if v.ndim == 2 else v) for k, v in b.attributes.items()}
     flipped = caption_from_attributes(swapped, b.template)  # the same scenes, objects named in the other order
     assert two.any() and flipped != b.captions
-    assert all(v == 1.0 for v in caption_attribute_accuracy([c if t else o for c, o, t in zip(flipped, b.captions, two)],
-                                                            b.attributes).values())
+    assert all(v == 1.0 for v in caption_attribute_accuracy(
+        [c if t else o for c, o, t in zip(flipped, b.captions, two)], b.attributes).values())
 
 
 def test_color_reader_reads_real_and_blurred_objects():

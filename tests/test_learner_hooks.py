@@ -31,7 +31,8 @@ def test_the_package_versions_pass_the_checks_the_learners_must_pass():
     assert exercises.check_clip_loss(clip_loss) and exercises.check_keep_most_similar(keep_most_similar)
     assert exercises.check_greedy_decode(greedy_decode) and exercises.check_random_masking(random_masking)
     assert exercises.check_mask_tokens(mask_tokens) and exercises.check_fixmatch_loss(fixmatch_unlabeled_loss)
-    assert exercises.check_select_pseudo_labels(select_pseudo_labels) and exercises.check_matching_logits(matching_logits)
+    assert (exercises.check_select_pseudo_labels(select_pseudo_labels)
+            and exercises.check_matching_logits(matching_logits))
     assert exercises.check_pick_best(pick_best) and exercises.check_logits_bytes(logits_bytes)
 
 
@@ -98,7 +99,8 @@ def test_vqa_matcher_scores_with_its_logits_function():
 
     world = ShapesWorld(seed=0)
     vqa = world.vqa(4)
-    tok = WordTokenizer(caption_vocabulary() + [w for q in vqa.questions for w in q.split()] + list(ANSWERS), context_length=20)
+    tok = WordTokenizer(caption_vocabulary() + [w for q in vqa.questions for w in q.split()] + list(ANSWERS),
+                        context_length=20)
     matcher = VQAByMatching.from_dual_encoder(shapes_clip(tok.vocab_size)).eval()
     statements = answer_statements(vqa.questions, tok)
     with torch.no_grad():

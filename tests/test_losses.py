@@ -36,7 +36,8 @@ def test_siglip_loss_equals_open_clip(seed):
     ours = siglip_loss(img, txt, scale, bias)
     ref = SigLipLoss()(img, txt, scale, bias)
     assert torch.allclose(ours, ref, atol=1e-5)
-    for a, b in zip(torch.autograd.grad(ours, (img, txt, scale, bias)), torch.autograd.grad(ref, (img, txt, scale, bias))):
+    for a, b in zip(torch.autograd.grad(ours, (img, txt, scale, bias)),
+                    torch.autograd.grad(ref, (img, txt, scale, bias))):
         assert torch.allclose(a, b, atol=1e-5)
 
 

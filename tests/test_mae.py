@@ -138,8 +138,11 @@ def test_norm_pix_eps_keeps_noisy_flat_patches_flat():
     flat = 0.3 + 0.08 * (torch.rand(1, 3, 4, 4) - 0.5)  # a noisy background patch: variance ~5e-4
     edge = torch.cat([torch.zeros(1, 3, 4, 2), torch.ones(1, 3, 4, 2)], dim=3)  # half dark, half bright
     x = torch.cat([flat, edge], dim=3).repeat(1, 1, 2, 1)  # (1, 3, 8, 8): patches flat, edge, flat, edge
-    mae = lambda eps: MaskedAutoencoder(image_size=8, patch_size=4, width=8, depth=1, heads=1, decoder_width=8,
-                                        decoder_depth=1, decoder_heads=1, norm_pix_eps=eps)
+
+    def mae(eps):
+        return MaskedAutoencoder(image_size=8, patch_size=4, width=8, depth=1, heads=1, decoder_width=8,
+                                 decoder_depth=1, decoder_heads=1, norm_pix_eps=eps)
+
     paper, floored = mae(1e-6).targets(x), mae(0.01).targets(x)
     assert torch.allclose(paper.std(-1), torch.ones(1, 4), atol=1e-3)  # noise blown up to unit variance
     assert floored[0, 0].std() < 0.5 and floored[0, 1].std() > 0.95  # the floor keeps it flat, edges stay normalised
@@ -234,7 +237,8 @@ def test_the_shipped_mae_checkpoint_is_what_its_script_writes():
 
     from vlmlearn.mae import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG
 
-    spec = importlib.util.spec_from_file_location("pretrain_mae", __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_mae.py")
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_mae", __import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks" / "pretrain_mae.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     defaults = script.build_parser().parse_args([])
@@ -272,14 +276,16 @@ def test_finetune_mae_learns_a_separable_task_and_leaves_the_encoder_alone():
 
 
 def test_the_package_recipe_is_the_one_chosen_on_validation():
-    """MAE_FINETUNE_RECIPE (finetune_mae's defaults, what label_efficiency uses) is what the committed recipe grid chose."""
+    """MAE_FINETUNE_RECIPE (finetune_mae's defaults, what label_efficiency uses) is what the committed recipe grid
+    chose."""
     import inspect
     import json
     from pathlib import Path
 
     from vlmlearn.mae import MAE_FINETUNE_RECIPE, finetune_mae
 
-    grid = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "03_finetune_recipe.json").read_text())
+    grid = json.loads(
+        (Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "03_finetune_recipe.json").read_text())
     assert grid["chosen"] == MAE_FINETUNE_RECIPE
     defaults = {k: v.default for k, v in inspect.signature(finetune_mae).parameters.items() if k in MAE_FINETUNE_RECIPE}
     assert defaults == MAE_FINETUNE_RECIPE

@@ -52,7 +52,8 @@ def test_masked_word_predictions_for_the_explorer(world):
 
     tok = WordTokenizer(caption_vocabulary(), context_length=20)
     text = MaskedCaptionModel(vocab_size=tok.vocab_size, context_length=20, width=32, layers=1, heads=2)
-    out = masked_word_predictions({"text": (text, False)}, tok, world.images(1).images[0], "a small red circle on the left", 2, k=3)
+    out = masked_word_predictions({"text": (text, False)}, tok, world.images(1).images[0],
+                                  "a small red circle on the left", 2, k=3)
     assert len(out["text"]) == 3 and all(w in tok.itos for w, _ in out["text"])
     assert abs(sum(p for _, p in out["text"])) <= 1.0
     with pytest.raises(ValueError, match="position"):

@@ -24,10 +24,12 @@ def test_committed_notebook_is_executed_clean_and_small(path):
     assert path.stat().st_size < 2_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
     for cell in code:  # a widget built but not displayed (say, after a ';') is invisible, and hangs papermill
         if "from vlmlearn.widgets import" in cell.source:
-            assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), \
-                f"cell {cell.execution_count} builds a widget but does not display it (make it the cell's last expression)"
-            assert any("image/png" in o.get("data", {}) for o in cell.outputs), \
-                f"cell {cell.execution_count}: no static copy of the explorer's default view (display a vlmlearn.explorer.Explorer)"
+            assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in cell.outputs), (
+                f"cell {cell.execution_count} builds a widget but does not display it "
+                "(make it the cell's last expression)")
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), (
+                f"cell {cell.execution_count}: no static copy of the explorer's default view "
+                "(display a vlmlearn.explorer.Explorer)")
 
 
 BAR = re.compile(r"^(?P<desc>.+?):\s+\d+%\|")  # a tqdm bar's text; in a saved notebook it stays at its first state
@@ -67,7 +69,8 @@ def measured_numbers_in_markdown(source: str) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_markdown_quotes_no_measured_numbers(path):
     nb = nbformat.read(path, as_version=4)
-    found = [(i, s) for i, c in enumerate(nb.cells) if c.cell_type == "markdown" for s in measured_numbers_in_markdown(c.source)]
+    found = [(i, s) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
+             for s in measured_numbers_in_markdown(c.source)]
     assert not found, "numbers of a run belong in printed outputs, not in markdown: " + "; ".join(
         f"cell {i}: {s[:120]!r}" for i, s in found)
 

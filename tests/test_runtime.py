@@ -33,7 +33,9 @@ def test_world_without_a_process_group():
 
 
 def test_shard_splits_each_global_batch_by_rank():
-    get = lambda step: (torch.arange(8) + step, [torch.arange(4)])
+    def get(step):
+        return torch.arange(8) + step, [torch.arange(4)]
+
     first, second = shard(get, 0, 2)(1), shard(get, 1, 2)(1)
     assert first[0].tolist() == [1, 2, 3, 4] and second[0].tolist() == [5, 6, 7, 8]
     assert second[1][0].tolist() == [2, 3]

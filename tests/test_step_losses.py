@@ -39,7 +39,9 @@ VOCAB, LENGTH, SEED = 14, 7, 1234  # ids 0-4 are special (pad, unk, bos, eos, ma
 
 
 def close(actual, expected, tol=1e-5):
-    as64 = lambda t: torch.as_tensor(t).detach().to(torch.float64)
+    def as64(t):
+        return torch.as_tensor(t).detach().to(torch.float64)
+
     torch.testing.assert_close(as64(actual), as64(expected), rtol=tol, atol=tol)
 
 
@@ -72,8 +74,8 @@ def dual():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
     model = DualEncoder(SmallCNN(image_size=8, widths=(4,), embed_dim=8),
-                        TextTransformer(vocab_size=VOCAB, context_length=LENGTH, width=8, layers=1, heads=2, embed_dim=8,
-                                        token_init_std=1.0),
+                        TextTransformer(vocab_size=VOCAB, context_length=LENGTH, width=8, layers=1, heads=2,
+                                        embed_dim=8, token_init_std=1.0),
                         init_temperature=0.1, logit_bias=-3.0)
     images, ids, other = torch.rand(5, 3, 8, 8, generator=g), captions(5, g), captions(5, g)
     return model, images, ids, other
@@ -226,7 +228,8 @@ def test_mean_teacher_step_matches_student_probabilities_to_the_teachers_on_anot
     consistency = ((model(us).softmax(-1) - target) ** 2).mean()
     w = 4.0 * (25 - 10) / (30 - 10)
     close(loss, cross_entropy(model(xw), y) + w * consistency)
-    assert metrics["weight"] == pytest.approx(w) and metrics["consistency"] == pytest.approx(consistency.item(), rel=1e-5)
+    assert (metrics["weight"] == pytest.approx(w)
+            and metrics["consistency"] == pytest.approx(consistency.item(), rel=1e-5))
     same_view = ((model(us).softmax(-1) - teacher.module(us).softmax(-1)) ** 2).mean()
     differs(loss, cross_entropy(model(xw), y) + w * same_view)
     loss.backward()
@@ -323,7 +326,8 @@ def my_patchify(images, p):
 def test_mae_step_is_mse_on_the_masked_patches_with_per_patch_normalised_targets(norm_pix):
     torch.manual_seed(0)
     model = MaskedAutoencoder(image_size=8, patch_size=2, in_channels=3, width=8, depth=1, heads=2, decoder_width=8,
-                              decoder_depth=1, decoder_heads=2, mask_ratio=0.75, norm_pix_loss=norm_pix, norm_pix_eps=0.01)
+                              decoder_depth=1, decoder_heads=2, mask_ratio=0.75, norm_pix_loss=norm_pix,
+                              norm_pix_eps=0.01)
     images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
     images[0, :, :2, :2] = 0.5  # one flat patch: with norm_pix only the eps keeps its target finite
     torch.manual_seed(SEED)
@@ -373,7 +377,8 @@ def test_mlm_step_is_cross_entropy_over_the_masked_positions_only(with_images):
     expect_inputs = ids.clone()
     expect_inputs[chosen & (how < 0.8)] = 4
     expect_inputs[chosen & (how >= 0.8) & (how < 0.9)] = words[chosen & (how >= 0.8) & (how < 0.9)]
-    inputs, labels = mask_tokens(ids, mask_id=4, vocab_size=VOCAB, mask_prob=0.3, generator=torch.Generator().manual_seed(5))
+    inputs, labels = mask_tokens(ids, mask_id=4, vocab_size=VOCAB, mask_prob=0.3,
+                                 generator=torch.Generator().manual_seed(5))
     assert torch.equal(inputs, expect_inputs)  # the corruption the step draws
     assert torch.equal(labels, torch.where(chosen, ids, torch.full_like(ids, -100)))
     assert chosen.sum() >= 4
@@ -458,7 +463,8 @@ def test_captioning_step_is_next_word_cross_entropy_ignoring_padding():
     real = nxt != 0
     close(loss, -logp.gather(-1, nxt[..., None])[..., 0][real].mean())
     differs(loss, -logp.gather(-1, nxt[..., None])[..., 0].mean())  # padding counted
-    differs(loss, -logp.gather(-1, ids[:, :-1, None])[..., 0][ids[:, :-1] != 0].mean())  # the current word, not the next
+    # the current word, not the next
+    differs(loss, -logp.gather(-1, ids[:, :-1, None])[..., 0][ids[:, :-1] != 0].mean())
 
 
 def test_text_to_image_step_is_mean_squared_pixel_error():

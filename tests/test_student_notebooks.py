@@ -21,16 +21,22 @@ def test_student_copies_are_committed_and_in_sync():
         committed = tool.STUDENT / path.name
         assert committed.is_file(), f"missing {committed}: run python tools/make_student_notebooks.py"
         fresh = nbformat.writes(tool.student_copy(nbformat.read(path, as_version=4))) + "\n"
-        assert committed.read_text() == fresh, f"{committed.name} is out of date: run python tools/make_student_notebooks.py"
-    assert sorted(p.name for p in tool.STUDENT.glob("*.ipynb")) == [p.name for p in WITH_EXERCISES], "an orphan student copy"
+        assert committed.read_text() == fresh, \
+            f"{committed.name} is out of date: run python tools/make_student_notebooks.py"
+    assert sorted(p.name for p in tool.STUDENT.glob("*.ipynb")) == [p.name for p in WITH_EXERCISES], \
+        "an orphan student copy"
 
 
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
 def test_every_exercise_notebook_has_the_three_depths_and_a_driving_exercise(path):
     cells = nbformat.read(path, as_version=4).cells
-    tagged = lambda tag: [c for c in cells if tag in c.metadata.get("tags", [])]
+
+    def tagged(tag):
+        return [c for c in cells if tag in c.metadata.get("tags", [])]
+
     assert tagged("exercise") and tagged("solution")
-    assert any("use(" in c.source for c in tagged("check")), "a learner's function must drive the notebook: use(mine, package, passed)"
+    assert any("use(" in c.source for c in tagged("check")), \
+        "a learner's function must drive the notebook: use(mine, package, passed)"
     hint_levels = {level for c in tagged("hint") for level in (1, 2) if f"hint({level})" in c.source}
     assert hint_levels == {1, 2}, "hints at two levels, hint(1) and hint(2), before the solution"
     assert any("my_prediction" in c.source for c in cells) and any("predicted(" in c.source for c in cells), \
@@ -72,9 +78,13 @@ def test_student_exercise_cells_run_and_fall_back_to_the_package(path):
     nb = nbformat.read(tool.STUDENT / path.name, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     nb.cells = code[:2] + [c for c in code[2:] if KEPT_TAGS & set(c.metadata.get("tags", []))]
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tool.STUDENT)}}).execute()
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tool.STUDENT)}}).execute()
     checks = [c for c in nb.cells if "check" in c.metadata.get("tags", [])]
-    text = lambda c: "".join(o.get("text", "") for o in c.outputs)
+
+    def text(c):
+        return "".join(o.get("text", "") for o in c.outputs)
+
     assert any("not implemented yet" in text(c) for c in checks)
     assert any("the package's" in text(c) for c in checks if "use(" in c.source)
     assert any("hint 2 of" in text(c) for c in nb.cells if "hint" in c.metadata.get("tags", []))
@@ -129,6 +139,7 @@ def test_label_noise_counts_captions_that_do_not_fit():
     junk = world.noisy_pairs(400, noise_rate=1.0, kinds=("junk",))
     assert label_noise(junk) == 1.0
     mixed = world.noisy_pairs(2000, noise_rate=0.3)
-    assert label_noise(mixed) == pytest.approx(sum(mixed.is_noisy) / 2000, abs=0.02)  # a corrupted caption rarely fits by luck
+    # a corrupted caption rarely fits by luck
+    assert label_noise(mixed) == pytest.approx(sum(mixed.is_noisy) / 2000, abs=0.02)
     with pytest.raises(ValueError, match="captions"):
         label_noise(world.images(4))

@@ -12,13 +12,14 @@ spec = importlib.util.spec_from_file_location("throughput", SCRIPT)
 throughput = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(throughput)
 
+# verbatim open_clip_train log lines (as long as open_clip writes them: wrapping them would hide the format)
 OPEN_CLIP_LOG = """
 2026-12-01,12:25:40 | INFO | Train Epoch: 0 [  128/4096 (3%)] Data (t): 1.201 Batch (t): 2.000, 64.0/s, 64.0/s/gpu LR: 0.000050 Logit Scale: 14.286 Contrastive_loss: 4.8 (4.8) Loss: 4.8 (4.8)
 2026-12-01,12:25:44 | INFO | Train Epoch: 0 [ 1152/4096 (28%)] Data (t): 0.010 Batch (t): 0.500, 256.0/s, 256.0/s/gpu LR: 0.000450 Logit Scale: 14.290 Contrastive_loss: 4.5 (4.6) Loss: 4.5 (4.6)
 2026-12-01,12:25:48 | INFO | Train Epoch: 0 [ 2176/4096 (53%)] Data (t): 0.010 Batch (t): 0.250, 512.0/s, 512.0/s/gpu LR: 0.000450 Logit Scale: 14.290 Contrastive_loss: 4.5 (4.6) Loss: 4.5 (4.6)
 2026-12-01,12:25:52 | INFO | Train Epoch: 1 [  128/4096 (3%)] Data (t): 1.000 Batch (t): 1.000, 128.0/s, 128.0/s/gpu LR: 0.000450 Logit Scale: 14.290 Contrastive_loss: 4.5 (4.6) Loss: 4.5 (4.6)
 2026-12-01,12:25:56 | INFO | Train Epoch: 1 [ 1152/4096 (28%)] Data (t): 0.010 Batch (t): 0.500, 256.0/s, 256.0/s/gpu LR: 0.000450 Logit Scale: 14.290 Contrastive_loss: 4.5 (4.6) Loss: 4.5 (4.6)
-"""
+"""  # noqa: E501
 
 
 def test_open_clip_log_windows_and_rates():

@@ -159,7 +159,8 @@ def test_weight_decay_only_on_weight_matrices():
     assert len(opt.param_groups) == 2
     head = list(model.image_encoder.proj.parameters())
     groups = param_groups(model, 0.1, params=head, lr=5.0)
-    assert [[name[id(p)] for p in g["params"]] for g in groups] == [["image_encoder.proj.weight"], ["image_encoder.proj.bias"]]
+    assert ([[name[id(p)] for p in g["params"]] for g in groups]
+            == [["image_encoder.proj.weight"], ["image_encoder.proj.bias"]])
     with pytest.raises(ValueError, match="1 of the given params are not parameters of the DualEncoder"):
         param_groups(model, 0.1, params=[nn.Parameter(torch.ones(2))])
     with pytest.raises(ValueError, match="no trainable parameters"):
@@ -180,7 +181,10 @@ def test_logit_scale_is_clamped_in_place_after_each_step_and_keeps_its_gradient(
     loss.backward()
     assert model.logit_scale.grad.abs() > 0  # exp(4) = 55 is above the cap: still a gradient
     x, y = _problem()
-    sharpen = lambda m, b: (-m.logit_scale + 0 * m(b[0]).sum(), {})  # pushes the scale up
+
+    def sharpen(m, b):  # pushes the scale up
+        return -m.logit_scale + 0 * m(b[0]).sum(), {}
+
     train(model, torch.optim.SGD(model.parameters(), lr=1.0), sharpen, minibatches(x, y, batch_size=32), steps=3,
           progress=False)
     assert model.logit_scale.item() == pytest.approx(math.log(50.0))  # the module's own cap

@@ -11,7 +11,8 @@ from vlmlearn.data import export_coco_captions, export_csv_pairs, export_flickr3
 from vlmlearn.data.loader import Collate, StepLoader, TrainPairs
 from vlmlearn.train import train as vlmlearn_train
 
-TINY_OPEN_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+TINY_OPEN_CLIP = {"embed_dim": 32,
+                  "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
                   "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
 
@@ -80,7 +81,8 @@ def test_missing_and_corrupt_images_are_reported_by_path_and_counted(files, tmp_
     csv = files["csv"].read_text().splitlines()
     (files["csv"].parent / "images" / "broken.png").write_bytes(b"not a png")
     bad = tmp_path / "pairs.csv"
-    bad.write_text("\n".join([csv[0], *csv[1:64], "images/broken.png\ta broken image", "images/gone.png\ta lost image"]))
+    bad.write_text("\n".join([csv[0], *csv[1:64], "images/broken.png\ta broken image",
+                              "images/gone.png\ta lost image"]))
     summary, log = _train(files, tmp_path, "--images", str(files["csv"].parent), "--epochs", "3", data=bad)
     skipped = [r for r in log if r.get("event") == "skipped"]
     assert [r["path"].endswith("gone.png") for r in skipped] == [True] and "not found" in skipped[0]["reason"]
@@ -101,7 +103,9 @@ def stop_after(steps, train=vlmlearn.train.train):  # as if the run was killed a
         return train(*args, callbacks=[*callbacks, stop], **kwargs)
     vlmlearn.train.train = interrupted
 """
-exec(STOP_AFTER)
+_STOP_AFTER_NAMES: dict = {}
+exec(STOP_AFTER, _STOP_AFTER_NAMES)  # the same code the torchrun test's script runs
+stop_after = _STOP_AFTER_NAMES["stop_after"]
 
 
 def test_an_interrupted_run_resumes_where_it_stopped(files, tmp_path, monkeypatch):
@@ -111,14 +115,18 @@ def test_an_interrupted_run_resumes_where_it_stopped(files, tmp_path, monkeypatc
     _, first = _train(files, tmp_path / "b", "--epochs", "4")
     monkeypatch.setattr("vlmlearn.train.train", vlmlearn_train)
     _, second = _train(files, tmp_path / "b", "--epochs", "4", "--resume", "latest")
-    losses = lambda log, start=0: [r["loss"] for r in log if "loss" in r and r["step"] > start]
+
+    def losses(log, start=0):
+        return [r["loss"] for r in log if "loss" in r and r["step"] > start]
+
     assert len(losses(first)) == 16 and len(losses(second, 16)) == 16
     assert losses(second, 16) == pytest.approx(losses(full, 16), abs=1e-5)
 
 
 def test_torchrun_two_processes_then_resume_on_one(files, tmp_path):
     """Two processes (gloo, DataLoader workers, an open_clip model) stopped after 2 of 4 epochs, resumed on one
-    process: the same losses as one process for all 4 epochs (the global batch, its captions and crops do not change)."""
+    process: the same losses as one process for all 4 epochs (the global batch, its captions and crops do not
+    change)."""
     common = ["--train-data", str(files["csv"]), "--batch-size", "16", "--warmup", "2", "--log-every-n-steps", "1",
               "--model", str(files["config"]), "--lr", "1e-3", "--logs", str(tmp_path), "--epochs", "4"]
     script = tmp_path / "interrupted.py"
@@ -132,11 +140,17 @@ def test_torchrun_two_processes_then_resume_on_one(files, tmp_path):
 
     main([*common, "--name", "two", "--workers", "0", "--resume", "latest"])
     main([*common, "--name", "one", "--workers", "2", "--batch-size", "32"])
-    read = lambda name: [json.loads(x) for x in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+
+    def read(name):
+        return [json.loads(x) for x in (tmp_path / name / "log.jsonl").read_text().splitlines()]
+
     two, one = read("two"), read("one")
     starts = [r for r in two if r.get("event") == "start"]
     assert [(r["world_size"], r["per_process_batch"], r["global_batch"]) for r in starts] == [(2, 16, 32), (1, 32, 32)]
-    loss = lambda log: {r["step"]: r["loss"] for r in log if "loss" in r}
+
+    def loss(log):
+        return {r["step"]: r["loss"] for r in log if "loss" in r}
+
     assert len(loss(one)) == 4 * 256 // 32
     assert loss(two) == pytest.approx(loss(one), abs=2e-4)
 
@@ -198,7 +212,8 @@ def test_eval_retrieval_matches_the_in_memory_evaluation(files, tmp_path):
     bundle = clip_models.load(tmp_path / "run" / "model.safetensors")
     test = load_flickr30k(files["test"], files["test"].parent / "images", split="test")
     with torch.no_grad():
-        sim = bundle.model.encode_image(test.images()) @ bundle.model.encode_text(bundle.tokenizer([c[0] for c in test.captions])).T
+        sim = (bundle.model.encode_image(test.images())
+               @ bundle.model.encode_text(bundle.tokenizer([c[0] for c in test.captions])).T)
     expected = retrieval_recall(sim, torch.arange(len(test)), ks=(1, 5, 10))
     assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-6)
     assert out["images"] == 64 and out["captions"] == 64 and out["t2i_r10"] > 10 / 64
@@ -214,8 +229,8 @@ def test_eval_retrieval_on_an_open_clip_model_from_a_local_file(files, tmp_path)
     torch.manual_seed(0)
     model, _, preprocess = open_clip.create_model_and_transforms("tiny-clip")
     torch.save(model.state_dict(), tmp_path / "random.pt")
-    out = main(["--data", str(files["test"]), "--model", str(files["config"]), "--pretrained", str(tmp_path / "random.pt"),
-                "--workers", "0"])
+    out = main(["--data", str(files["test"]), "--model", str(files["config"]),
+                "--pretrained", str(tmp_path / "random.pt"), "--workers", "0"])
     from vlmlearn.data import load_flickr30k
     from vlmlearn.eval import retrieval_recall
 
@@ -224,7 +239,8 @@ def test_eval_retrieval_on_an_open_clip_model_from_a_local_file(files, tmp_path)
     from PIL import Image
 
     with torch.no_grad():
-        img = model.eval().encode_image(torch.stack([preprocess(Image.open(p).convert("RGB")) for p in test.paths]), normalize=True)
+        img = model.eval().encode_image(torch.stack([preprocess(Image.open(p).convert("RGB")) for p in test.paths]),
+                                        normalize=True)
         sim = img @ model.encode_text(tokenizer([c[0] for c in test.captions]), normalize=True).T
     expected = retrieval_recall(sim, torch.arange(len(test)), ks=(1, 5, 10))
     assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-6)

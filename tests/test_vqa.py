@@ -127,10 +127,12 @@ def test_a_classifier_head_can_choose_among_the_matchers_answers(world):
 
     model, ids = Fixed(), tok(b.questions)
     yes_no = torch.tensor([q.startswith("is there") for q in b.questions])
-    assert vqa_accuracy(model, b.images, ids, b.labels) == pytest.approx((b.labels == ANSWERS.index("yes")).float().mean().item())
+    assert vqa_accuracy(model, b.images, ids, b.labels) == pytest.approx(
+        (b.labels == ANSWERS.index("yes")).float().mean().item())
     assert vqa_accuracy(model, b.images, ids, b.labels, candidates) == pytest.approx(
         ((~yes_no) | (b.labels == ANSWERS.index("yes"))).float().mean().item())
     loss, metrics = vqa_step(model, (b.images, ids, b.labels, candidates))
-    assert torch.isfinite(loss) and metrics["acc"] == pytest.approx(vqa_accuracy(model, b.images, ids, b.labels, candidates))
+    assert torch.isfinite(loss) and metrics["acc"] == pytest.approx(
+        vqa_accuracy(model, b.images, ids, b.labels, candidates))
     with pytest.raises(ValueError, match="answer_candidates"):
         vqa_step(model, (b.images, ids, b.labels, candidates[:, :3]))

@@ -33,7 +33,8 @@ def change(control):
     if isinstance(control, W.Dropdown):
         control.index = (control.index + 1) % len(control.options)
     elif isinstance(control, (W.IntSlider, W.FloatSlider)):  # five steps, as PageUp moves it in the browser
-        control.value = control.value + 5 * control.step if control.value + 5 * control.step <= control.max else control.min
+        control.value = (control.value + 5 * control.step if control.value + 5 * control.step <= control.max
+                         else control.min)
     elif isinstance(control, W.IntText):
         control.value += 1
     else:
@@ -53,7 +54,8 @@ def test_every_control_redraws_what_the_explorer_shows(notebook, monkeypatch):
     for panel in explorer.panels:
         monkeypatch.setattr(panel, "draw", lambda draw=panel.draw: redraws.append(1) or draw())
     found = explorer.control_widgets()
-    assert found and all(isinstance(c, (W.Dropdown, W.IntSlider, W.FloatSlider, W.IntText, W.Text)) for c in found), found
+    assert found and all(isinstance(c, (W.Dropdown, W.IntSlider, W.FloatSlider, W.IntText, W.Text))
+                         for c in found), found
     for control in reversed(found):  # the first control picks what the others act on (e.g. the noisy view's noise rate)
         before = shown(explorer)
         n = len(redraws)
@@ -87,7 +89,8 @@ def test_standins_name_what_the_notebooks_explorer_cells_read():
     from pathlib import Path
 
     for path in sorted(Path(__file__).parents[1].glob("notebooks/0*.ipynb")):
-        cells = [c for c in json.loads(path.read_text())["cells"] if "from vlmlearn.widgets import" in "".join(c["source"])]
+        cells = [c for c in json.loads(path.read_text())["cells"]
+                 if "from vlmlearn.widgets import" in "".join(c["source"])]
         if cells:
             assert path.name[:2] in widget_standins.NEEDS, f"{path.name} has an explorer without stand-ins"
     with pytest.raises(ValueError, match="notebooks with explorers"):

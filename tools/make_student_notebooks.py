@@ -33,7 +33,8 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     out.cells = [c for c in out.cells if "solution" not in tags(c)]
     for cell in out.cells:
         if "exercise" in tags(cell) and "NotImplementedError" not in cell.source:
-            raise ValueError(f"an exercise cell must raise NotImplementedError until the learner fills it in:\n{cell.source[:200]}")
+            raise ValueError("an exercise cell must raise NotImplementedError until the learner fills it in:\n"
+                             f"{cell.source[:200]}")
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

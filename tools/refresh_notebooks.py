@@ -19,7 +19,8 @@ def refresh(path: Path, timeout: int = 600) -> None:
     os.environ["VLMLEARN_AUDIT_FIGURES"] = "1"  # the kernel inherits it; vlmlearn.viz.audit_figures
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
     try:
         client.execute()
     except Exception as e:  # keep what ran, for reading, without touching the committed notebook

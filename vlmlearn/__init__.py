@@ -49,4 +49,5 @@ def run_info() -> str:
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             versions.append(f"{name} not installed")
-    return f"ran in {time.perf_counter() - _IMPORTED_AT:.0f} s on {where}; " + ", ".join(versions) + f", vlmlearn {__version__}"
+    return (f"ran in {time.perf_counter() - _IMPORTED_AT:.0f} s on {where}; " + ", ".join(versions)
+            + f", vlmlearn {__version__}")

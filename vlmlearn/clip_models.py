@@ -24,7 +24,8 @@ from . import assets
 
 COURSE_MODELS = ("shapes-clip",)
 # open_clip configs that ship with the course; `create` registers them by name. vlmlearn-tiny: a ViT on 32 px images
-# in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each (7.2 M parameters, 6.3 M of them word embeddings)
+# in 4 px patches and a text transformer with CLIP's BPE vocabulary, 2 layers of width 128 each (7.2 M parameters,
+# 6.3 M of them word embeddings)
 CONFIG_DIR = assets.SHIPPED / "model_configs"
 # notebook 01's CLIP, trained once by `benchmarks/pretrain_clip.py` (make pretrain); notebooks 03 and 09 start from it
 SHAPES_CLIP_CHECKPOINT = assets.checkpoint("clip_shapes")

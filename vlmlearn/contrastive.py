@@ -100,7 +100,8 @@ def shapes_clip(vocab_size: int, *, image_size: int = 32, context_length: int = 
 
 
 def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_negative_ids: torch.Tensor | None = None,
-             *, steps: int, batch_size: int = 256, seed: int = 0, desc: str | None = "CLIP", loss_fn: Callable = clip_loss):
+             *, steps: int, batch_size: int = 256, seed: int = 0, desc: str | None = "CLIP",
+             loss_fn: Callable = clip_loss):
     """Notebook 01's recipe: InfoNCE (`clip_step` with `loss_fn`, with one hard-negative caption per image when given),
     AdamW at weight decay 0.1 on weight matrices only (`param_groups`), a one-cycle schedule peaking at
     2e-3 after 10 % of `steps`, batches of `batch_size` pairs drawn with `seed`.
@@ -113,7 +114,8 @@ def fit_clip(model: DualEncoder, images: torch.Tensor, ids: torch.Tensor, hard_n
     sched = one_cycle(opt, max_lr=2e-3, steps=steps, warmup_fraction=0.1)
     step = clip_step if loss_fn is clip_loss else functools.partial(clip_step, loss_fn=loss_fn)
     return train(model, opt, step, minibatches(*tensors, batch_size=batch_size, seed=seed), steps=steps,
-                 scheduler=sched, max_seconds=4 * steps, desc=desc or "", progress=desc is not None)  # the cap guards runaway machines
+                 scheduler=sched, max_seconds=4 * steps,  # the cap guards runaway machines
+                 desc=desc or "", progress=desc is not None)
 
 
 # ------------------------------------------------------------------------------ evaluation

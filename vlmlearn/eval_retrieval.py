@@ -66,7 +66,8 @@ def retrieval_scores(model: nn.Module, tokenizer: Callable, data: ImageCaptionDa
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vlmlearn.eval_retrieval", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, help="annotation file (Karpathy split JSON, COCO captions JSON, CSV) or folder")
+    p.add_argument("--data", required=True,
+                   help="annotation file (Karpathy split JSON, COCO captions JSON, CSV) or folder")
     p.add_argument("--dataset-type", choices=DATASET_TYPES, default="flickr30k",
                    help="flickr30k: Karpathy's split format, also for dataset_coco.json (default)")
     p.add_argument("--images", help="image folder (default: images/ beside the annotation file)")
@@ -75,7 +76,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csv-caption-key", default="title")
     p.add_argument("--csv-separator", default=None, help="default: detected from the header")
     p.add_argument("--pretrained", required=True,
-                   help="weights file: a vlmlearn model.safetensors (with its .json), or with --model an open_clip checkpoint")
+                   help="weights file: a vlmlearn model.safetensors (with its .json), or with --model an open_clip "
+                        "checkpoint")
     p.add_argument("--model", help="open_clip model name or config JSON for --pretrained (omit for vlmlearn files)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--workers", type=int, default=2)

@@ -81,10 +81,12 @@ class Captioner(nn.Module):
         given_on = images.device  # the ids come back on the images' device; the work runs on the model's
         images = images.to(self.image_proj.weight.device)
         if temperature == 0:
-            pick = lambda logits: logits.argmax(-1)
+            def pick(logits):
+                return logits.argmax(-1)
         else:
-            pick = lambda logits: torch.multinomial((logits / temperature).softmax(-1).cpu(), 1,
-                                                    generator=generator)[:, 0].to(images.device)
+            def pick(logits):
+                return torch.multinomial((logits / temperature).softmax(-1).cpu(), 1,
+                                         generator=generator)[:, 0].to(images.device)
         with eval_mode(self):
             memory = self.encode_image(images)
             ids = greedy_decode(lambda ids: self.decode(memory, ids)[:, -1], len(images), self.bos_id, self.eos_id,
@@ -138,8 +140,9 @@ class CaptionToImage(nn.Module):
         def up(cin, cout):
             return [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.GELU()]
 
-        self.decoder = nn.Sequential(*up(channels, channels), *up(channels, channels // 2), *up(channels // 2, channels // 2),
-                                     nn.Conv2d(channels // 2, 3, 3, padding=1), nn.Sigmoid())
+        self.decoder = nn.Sequential(*up(channels, channels), *up(channels, channels // 2),
+                                     *up(channels // 2, channels // 2), nn.Conv2d(channels // 2, 3, 3, padding=1),
+                                     nn.Sigmoid())
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         side = self.image_size // 8
@@ -232,7 +235,8 @@ def read_colors(images: torch.Tensor) -> torch.Tensor:
     from .data.shapes import RGB
 
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"expected images of shape (N, 3, S, S), got {getattr(images, 'shape', type(images).__name__)}")
+        raise ValueError("expected images of shape (N, 3, S, S), "
+                         f"got {getattr(images, 'shape', type(images).__name__)}")
     check_images(images, channels=3, image_size=images.shape[-1])
     n, _, s, _ = images.shape
     images = images.float()

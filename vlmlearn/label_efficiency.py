@@ -18,9 +18,10 @@ set (`choose`). Test data is read only to report (and to draw the learning curve
 - shapes (ShapesWorld's shape, 5 classes, 32 px, world seed = seed): zero-shot with notebook 01's CLIP
   (prompts only); a linear probe on its image tower; fine-tuning that tower, LP-FT style (from the
   probe as its head, Kumar et al. 2022); fine-tuning notebook 03's MAE ViT (its recipe, chosen on val
-  there); the CNN and the ViT from scratch; FixMatch started from the CLIP tower and the probe's head. 200 steps of 32 labeled images for every trained method (FixMatch adds 7 x 32
-  unlabeled). The pretrained models are the shipped checkpoints (one pretraining seed): the seed
-  draws the labeled images, the test images and the training randomness.
+  there); the CNN and the ViT from scratch; FixMatch started from the CLIP tower and the probe's head.
+  200 steps of 32 labeled images for every trained method (FixMatch adds 7 x 32 unlabeled). The
+  pretrained models are the shipped checkpoints (one pretraining seed): the seed draws the labeled
+  images, the test images and the training randomness.
 
 The tables, verdicts and plots that read the grid once it is written live in `label_efficiency_report`.
 """
@@ -132,7 +133,10 @@ def run_digits(method: str, labels: int | str, *, seed: int = 0, settings: dict 
     if method == "selftraining":  # a supervised teacher, then 3 noisy students: the same steps in all
         per_round = total // 4
         model = fit(model, supervised_step, batches, per_round)
-        noisy = lambda m, b: (F.cross_entropy(m(strong_augment(b[0])), b[1]), {})  # Noisy Student's views
+
+        def noisy(m, b):  # Noisy Student's views
+            return F.cross_entropy(m(strong_augment(b[0])), b[1]), {}
+
         for r in range(1, 4):
             images, pseudo, _ = self_training_round(model, x, y, unlabeled, hp["threshold"])
             set_seed(seed + r)
@@ -142,10 +146,12 @@ def run_digits(method: str, labels: int | str, *, seed: int = 0, settings: dict 
         ramp_up = total * 3 // 10
         ramp, teacher = Ramp.sigmoid(hp["weight"], end=ramp_up), ema_teacher(model, decay=mean_teacher_decay(ramp_up))
         model = fit(model, functools.partial(mean_teacher_step, teacher=teacher, weight=ramp), batches, total,
-                    callbacks=[ramp.callback, lambda state: teacher.update_parameters(state.model)], scored=teacher.module)
+                    callbacks=[ramp.callback, lambda state: teacher.update_parameters(state.model)],
+                    scored=teacher.module)
     else:
         callbacks, step_fn = [], supervised_step
-        if method == "pseudolabel":  # Lee (2013): alpha rises from 0 to its final value between 10 % and 60 % of training
+        if method == "pseudolabel":
+            # Lee (2013): alpha rises from 0 to its final value between 10 % and 60 % of training
             ramp = Ramp.linear(hp["final_weight"], start=total // 10, end=total * 6 // 10)
             step_fn, callbacks = functools.partial(pseudo_label_step, weight=ramp), [ramp.callback]
         elif method == "pi":
@@ -213,14 +219,21 @@ def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, set
         return {"acc": zero_shot_accuracy(clip, pretrained["tok"], evaluation, object_prompts())["shape"],
                 "curve": [], "confusion": None}
     if method == "probe_clip":
-        features = lambda images: embed(clip.image_encoder, images, batch_size=1000, normalize=False)
+        def features(images):
+            return embed(clip.image_encoder, images, batch_size=1000, normalize=False)
+
         probe = linear_probe(features(x), y, features(eval_x), eval_y)
-        return {"acc": probe["accuracy"], "curve": [], "confusion": confusion_matrix(probe["pred"], eval_y, classes).tolist()}
+        return {"acc": probe["accuracy"], "curve": [],
+                "confusion": confusion_matrix(probe["pred"], eval_y, classes).tolist()}
     total, curve = _steps(SHAPE_STEPS, steps_scale), []
-    eval_fn = lambda m: {"acc": _accuracy(m, eval_x, eval_y)}
+
+    def eval_fn(m):
+        return {"acc": _accuracy(m, eval_x, eval_y)}
+
     if method in ("ft_mae", "scratch_vit"):
         set_seed(0)  # notebook 03's random initialisation of the same ViT
-        encoder = pretrained["mae"].encoder if method == "ft_mae" else MaskedAutoencoder(**SHAPES_MAE_CONFIG).encoder.to(device)
+        encoder = (pretrained["mae"].encoder if method == "ft_mae"
+                   else MaskedAutoencoder(**SHAPES_MAE_CONFIG).encoder.to(device))
         model, history = finetune_mae(encoder, x, y, classes, steps=total, seed=seed, eval_fn=eval_fn, desc=None,
                                       **pretrained["mae_recipe"])
     else:
@@ -239,7 +252,9 @@ def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, set
                                         strong=shapes_strong_augment)
             data = semi_batches(x, y, unlabeled, batch_size=32, mu=7, seed=seed)
         else:
-            step_fn = lambda m, b: (F.cross_entropy(m(shapes_weak_augment(b[0])), b[1], label_smoothing=0.1), {})
+            def step_fn(m, b):
+                return F.cross_entropy(m(shapes_weak_augment(b[0])), b[1], label_smoothing=0.1), {}
+
             data = minibatches(x, y, batch_size=min(32, len(x)), seed=seed)
         history = train(model, opt, step_fn, data, steps=total, scheduler=sched, eval_fn=eval_fn,
                         eval_every=max(1, total // CURVE_POINTS), progress=False)
@@ -261,7 +276,8 @@ def _result(model: nn.Module, eval_x: torch.Tensor, eval_y: torch.Tensor, classe
 def pick_best(values: list, val_scores: list[float]):
     """The value with the highest validation score; of equal scores the first (list the default first)."""
     if len(values) != len(val_scores) or not values:
-        raise ValueError(f"expected one validation score per value, got {len(values)} values and {len(val_scores)} scores")
+        raise ValueError(f"expected one validation score per value, got {len(values)} values and "
+                         f"{len(val_scores)} scores")
     return values[int(np.argmax(val_scores))]  # argmax returns the first of equal maxima
 
 

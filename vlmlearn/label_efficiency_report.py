@@ -64,7 +64,10 @@ def verdicts(bench: dict, task: str, *, baseline: str) -> list[str]:
         if len(ranked) < 2:
             continue
         best, second = ranked[:2]
-        key = lambda m: f"{task}_{m}_{labels}"
+
+        def key(m):
+            return f"{task}_{m}_{labels}"
+
         where = "every label" if labels == "all" else f"{labels} per class"
         line = f"{where}: best {METHOD_NAMES[best]} {table[best][labels]['mean']:.3f}; " + \
                ordering(bench, key(best), key(second))
@@ -116,7 +119,9 @@ def plot_run(bench: dict, task: str, method: str, labels: str):
         if run["curve"]:
             steps, accs = zip(*run["curve"])
             axes[0].plot(steps, accs, marker=".", label=f"seed {seed}")
-    axes[0].set_xlabel("step"); axes[0].set_ylabel("test accuracy"); axes[0].set_ylim(0, 1.02)
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("test accuracy")
+    axes[0].set_ylim(0, 1.02)
     axes[0].set_title(f"{METHOD_NAMES.get(method, method)}, {labels} labels per class")
     if any(run["curve"] for run in runs.values()):
         axes[0].legend(fontsize=8)
@@ -133,7 +138,8 @@ def plot_run(bench: dict, task: str, method: str, labels: str):
         fig.colorbar(image, ax=axes[1], fraction=0.046, label="share of the true class")
         axes[1].set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
         axes[1].set_yticks(range(len(classes)), classes, fontsize=8)
-        axes[1].set_xlabel("predicted"); axes[1].set_ylabel("true")
+        axes[1].set_xlabel("predicted")
+        axes[1].set_ylabel("true")
         axes[1].set_title(f"confusion, seed {bench['seeds'][0]} (rows sum to 1)")
     fig.tight_layout()
     per_seed = ", ".join(f"{v:.3f}" for v in m["per_seed"])

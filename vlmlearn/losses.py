@@ -77,7 +77,9 @@ def clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, logit_s
     rank, size = world()
     labels = torch.arange(len(image_features), device=image_features.device)
     if size > 1:
-        gather = lambda f: gather_features(f, with_grad=gather_with_grad, keep_local_grad=not local_loss)
+        def gather(f):
+            return gather_features(f, with_grad=gather_with_grad, keep_local_grad=not local_loss)
+
         all_images, all_texts = gather(image_features), gather(text_features)
         hard_negatives = None if hard_negatives is None else gather(hard_negatives)
         if local_loss:

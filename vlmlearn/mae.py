@@ -242,7 +242,10 @@ def finetune_mae(encoder: MAEEncoder, images: torch.Tensor, labels: torch.Tensor
     model = MAEClassifier(copy.deepcopy(encoder), num_classes).to(device)
     opt = torch.optim.AdamW(layer_decay_groups(model, lr, layer_decay=layer_decay))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps, warmup=max(1, steps // 10)))
-    step = lambda m, b: (F.cross_entropy(m(shapes_weak_augment(b[0])), b[1], label_smoothing=0.1), {})
+
+    def step(m, b):
+        return F.cross_entropy(m(shapes_weak_augment(b[0])), b[1], label_smoothing=0.1), {}
+
     history = train(model, opt, step, minibatches(images, labels, batch_size=min(batch_size, len(images)), seed=seed),
                     steps=steps, scheduler=sched, eval_fn=eval_fn, eval_every=max(1, steps // 4) if eval_fn else None,
                     desc=desc, progress=desc is not None)

@@ -118,7 +118,8 @@ class TextTransformer(nn.Module):
                  heads: int = 4, mlp_ratio: float = 2.0, embed_dim: int = 128, pad_id: int = 0,
                  token_init_std: float = 0.02, causal: bool = True):
         super().__init__()
-        self.vocab_size, self.context_length, self.pad_id, self.embed_dim = vocab_size, context_length, pad_id, embed_dim
+        self.vocab_size, self.context_length = vocab_size, context_length
+        self.pad_id, self.embed_dim = pad_id, embed_dim
         self.causal = causal
         self.token_embed = nn.Embedding(vocab_size, width)
         self.pos_embed = nn.Parameter(torch.empty(context_length, width))
@@ -145,7 +146,8 @@ class TextTransformer(nn.Module):
         # Additive float masks (-inf = cannot attend): padding is never a key, and with causal
         # attention each word sees only the words before it, as in CLIP's text transformer.
         pad = torch.zeros(ids.shape, device=ids.device).masked_fill(ids == self.pad_id, float("-inf"))  # (B, L)
-        causal = torch.triu(torch.full((ids.shape[1],) * 2, float("-inf"), device=ids.device), 1) if self.causal else None
+        causal = (torch.triu(torch.full((ids.shape[1],) * 2, float("-inf"), device=ids.device), 1) if self.causal
+                  else None)
         return self.norm(self.blocks(x, mask=causal, src_key_padding_mask=pad))
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

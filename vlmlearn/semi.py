@@ -84,7 +84,8 @@ def supervised_step(model: nn.Module, batch: tuple) -> tuple[torch.Tensor, dict[
     return F.cross_entropy(model(weak_augment(x)), y), {}
 
 
-def pi_model_step(model: nn.Module, batch: tuple, *, weight: float | Ramp = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
+def pi_model_step(model: nn.Module, batch: tuple, *,
+                  weight: float | Ramp = 10.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Π-model (Laine & Aila 2017): two stochastic (weakly augmented) views of each unlabeled image
     must get the same prediction; the penalty is the mean squared difference of the softmax
     outputs. Mild views, as in the paper: with strong views the penalty fights the labels.
@@ -221,7 +222,8 @@ def select_pseudo_labels(probs: torch.Tensor, threshold: float) -> tuple[torch.T
 
 def self_training_round(teacher: nn.Module, labeled_x: torch.Tensor, labeled_y: torch.Tensor,
                         unlabeled_x: torch.Tensor, threshold: float, *,
-                        select: Callable[[torch.Tensor, float], tuple[torch.Tensor, torch.Tensor]] = select_pseudo_labels
+                        select: Callable[[torch.Tensor, float],
+                                         tuple[torch.Tensor, torch.Tensor]] = select_pseudo_labels
                         ) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """One offline round: the teacher labels the unlabeled pool; the confident part joins the labeled set.
 

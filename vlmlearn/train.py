@@ -71,7 +71,8 @@ class History:
 
     def summary(self, last: int = 10) -> str:
         """One line for the record: steps, seconds, the train metrics averaged over the `last` steps (one
-        batch is noisy) and the final evaluation, e.g. "300 steps in 21.4 s; last 10 steps: loss 0.41; eval: acc 0.93"."""
+        batch is noisy) and the final evaluation, e.g.
+        "300 steps in 21.4 s; last 10 steps: loss 0.41; eval: acc 0.93"."""
         steps = self.train["step"][-1] if self.train["step"] else 0
         line = f"{steps} steps in {self.seconds:.1f} s"
         n = min(last, len(self.train["step"]))
@@ -200,7 +201,8 @@ def train(model: nn.Module, optimizer: torch.optim.Optimizer, step_fn: StepFn,
     if hasattr(bar, "close"):
         bar.close()
         # a bar's widget shows nothing where no kernel runs (GitHub, the course site): this line stays
-        print(f"{desc}: {history.summary()}" + ("" if history.stopped_by == "steps" else f" (stopped by {history.stopped_by})"))
+        print(f"{desc}: {history.summary()}"
+              + ("" if history.stopped_by == "steps" else f" (stopped by {history.stopped_by})"))
     if checkpoint is not None and rank == 0:
         save_checkpoint(checkpoint, model, optimizer, len(history.train["step"]) and history.train["step"][-1],
                         history, scheduler)

@@ -39,11 +39,13 @@ from .data.loader import DATASET_TYPES
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m vlmlearn.train_clip", description=__doc__.split("\n")[0])
     data = p.add_argument_group("data (as open_clip_train, plus coco, flickr30k and folder)")
-    data.add_argument("--train-data", required=True, help="CSV, COCO captions JSON, Karpathy split JSON or image folder")
+    data.add_argument("--train-data", required=True,
+                      help="CSV, COCO captions JSON, Karpathy split JSON or image folder")
     data.add_argument("--val-data", help="the same kinds; recall@1/5/10 both ways every --val-frequency epochs")
     data.add_argument("--dataset-type", choices=DATASET_TYPES, default="csv")
     data.add_argument("--val-dataset-type", choices=DATASET_TYPES, help="default: --dataset-type")
-    data.add_argument("--images", help="image folder of --train-data (default: the CSV's folder, or images/ beside the JSON)")
+    data.add_argument("--images",
+                      help="image folder of --train-data (default: the CSV's folder, or images/ beside the JSON)")
     data.add_argument("--val-images", help="image folder of --val-data (same default)")
     data.add_argument("--csv-separator", default=None, help="default: detected from the header")
     data.add_argument("--csv-img-key", default="filepath")
@@ -129,9 +131,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
                           csv_caption_key=args.csv_caption_key, csv_separator=args.csv_separator)
 
     train_data = read(args.dataset_type, args.train_data, args.images, "train")
-    val_data = read(args.val_dataset_type or args.dataset_type, args.val_data, args.val_images, "val") if args.val_data else None
+    val_data = (read(args.val_dataset_type or args.dataset_type, args.val_data, args.val_images, "val")
+                if args.val_data else None)
     bundle = clip_models.create(args.model, texts=[c for caps in train_data.captions for c in caps],
-                                vocab=resumed.get("vocab"), image_size=args.image_size, context_length=args.context_length)
+                                vocab=resumed.get("vocab"), image_size=args.image_size,
+                                context_length=args.context_length)
     global_batch = resumed.get("global_batch", args.batch_size * world)
     if global_batch % world:
         raise ValueError(f"the run's global batch of {global_batch} does not split over {world} processes")
@@ -142,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
         config = {**vars(args), "name": name, "world_size": world, "global_batch": global_batch, "steps": steps,
-                  "steps_per_epoch": loader.steps_per_epoch, "images": len(train_data), "vocab": bundle.record.get("vocab")}
+                  "steps_per_epoch": loader.steps_per_epoch, "images": len(train_data),
+                  "vocab": bundle.record.get("vocab")}
         (run / "config.json").write_text(json.dumps(config, indent=1))
         log(event="start", world_size=world, global_batch=global_batch, per_process_batch=global_batch // world,
             steps=steps, images=len(train_data), skipped=len(train_data.skipped), device=str(device))
@@ -151,7 +156,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             print(f"skipped {path}: {reason}", file=sys.stderr)
 
     model = bundle.model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(args.beta1, args.beta2), eps=args.eps)
+    optimizer = torch.optim.AdamW(param_groups(model, args.wd), lr=args.lr, betas=(args.beta1, args.beta2),
+                                  eps=args.eps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=args.warmup))
     bad_images: list[str] = []
 
@@ -167,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def log_step(state) -> None:
         ev = state.history.eval
         if ev["step"] and ev["step"][-1] == state.step:
-            log(step=state.step, epoch=state.step / loader.steps_per_epoch, val={k: v[-1] for k, v in ev.items() if k != "step"})
+            log(step=state.step, epoch=state.step / loader.steps_per_epoch,
+                val={k: v[-1] for k, v in ev.items() if k != "step"})
         if state.step % args.log_every_n_steps and not (state.step == steps or state.stop):
             return
         problems = _gather_problems(list(bad_images), world)  # every rank reaches this at the same steps
@@ -187,14 +194,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     dtype = {"amp": True, "fp32": False, "amp_bf16": torch.bfloat16, "amp_bfloat16": torch.bfloat16}[args.precision]
     try:
-        history = train(model, optimizer, step_fn, loader, steps=steps, scheduler=scheduler, grad_clip=args.grad_clip_norm,
-                        amp=dtype, checkpoint=checkpoint, checkpoint_every=args.save_frequency * loader.steps_per_epoch,
+        history = train(model, optimizer, step_fn, loader, steps=steps, scheduler=scheduler,
+                        grad_clip=args.grad_clip_norm, amp=dtype, checkpoint=checkpoint,
+                        checkpoint_every=args.save_frequency * loader.steps_per_epoch,
                         eval_fn=evaluate if val_data is not None else None,
                         eval_every=args.val_frequency * loader.steps_per_epoch, callbacks=[log_step],
                         progress=rank == 0, desc=name)
     finally:
         loader.close()
-    summary = {"steps": steps, "seconds": round(history.seconds, 2), "final_loss": history.train["loss"][-1] if steps else None,
+    summary = {"steps": steps, "seconds": round(history.seconds, 2),
+               "final_loss": history.train["loss"][-1] if steps else None,
                "val": {k: v[-1] for k, v in history.eval.items() if k != "step"}}
     if rank == 0:
         clip_models.save(bundle, run / "model.safetensors")

@@ -62,7 +62,8 @@ def answer_candidates(questions: list[str], answers: tuple[str, ...] = ANSWERS, 
     """(N, len(answers)) bool: which answers fit each question (`vlmlearn.data.vqa_statement` writes a
     statement for them). Pass it as a fourth batch element to `vqa_step` and `vqa_accuracy` so that a
     classifier head chooses among the same answers as `VQAByMatching` does."""
-    return torch.tensor([[vqa_statement(q, a, heldout) is not None for a in answers] for q in questions], dtype=torch.bool)
+    return torch.tensor([[vqa_statement(q, a, heldout) is not None for a in answers] for q in questions],
+                        dtype=torch.bool)
 
 
 def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] = ANSWERS, *,
@@ -73,8 +74,9 @@ def answer_statements(questions: list[str], tokenizer, answers: tuple[str, ...] 
     every candidate goes through the text tower); the row of an answer that does not fit the question
     is all padding, and so is one whose statement names a combination the world holds out (pass the
     world's `heldout_mask`: such a statement is never true there, and training on it would leak the
-    held-out combination into the text tower). Every statement word must be in the tokenizer's vocabulary (build it with the
-    answers, e.g. `WordTokenizer.from_texts(captions + questions + list(ANSWERS))`), or a ValueError
+    held-out combination into the text tower). Every statement word must be in the tokenizer's
+    vocabulary (build it with the answers, e.g.
+    `WordTokenizer.from_texts(captions + questions + list(ANSWERS))`), or a ValueError
     names the missing words: an unknown word would silently become the same `<unk>` in every
     statement ("<unk> red circle" for both "a" and "no").
     """
@@ -155,7 +157,8 @@ def _restrict(logits: torch.Tensor, candidates: torch.Tensor | None) -> torch.Te
     if candidates is None:
         return logits
     if candidates.shape != logits.shape:
-        raise ValueError(f"expected candidates {tuple(logits.shape)} from answer_candidates, got {tuple(candidates.shape)}")
+        raise ValueError(f"expected candidates {tuple(logits.shape)} from answer_candidates, "
+                         f"got {tuple(candidates.shape)}")
     return logits.masked_fill(~candidates.to(logits.device), float("-inf"))
 
 

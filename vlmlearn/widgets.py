@@ -1,7 +1,8 @@
-"""The notebooks' interactive explorers (ipywidgets), one per lesson. Each builds on a plain function that tests can call.
+"""The notebooks' interactive explorers (ipywidgets), one per lesson. Each builds on a plain function that tests can
+call.
 
-Every explorer is a `vlmlearn.explorer.Explorer` (controls over `Panel` areas, with a static copy of its first view); the
-machinery lives there, the lessons' explorers here.
+Every explorer is a `vlmlearn.explorer.Explorer` (controls over `Panel` areas, with a static copy of its first view);
+the machinery lives there, the lessons' explorers here.
 """
 from __future__ import annotations
 

@@ -57,7 +57,8 @@ def read_pairs(dataset_type: str, path: str | Path, *, images: str | Path | None
         if dataset_type == "coco":
             data = load_coco_captions(path, images, **options)
         else:
-            parts = [load_flickr30k(path, images, s, **options) for s in ([split, "restval"] if split == "train" else [split])]
+            parts = [load_flickr30k(path, images, s, **options)
+                     for s in ([split, "restval"] if split == "train" else [split])]
             data = ImageCaptionDataset([r for p in parts for r in p.records], verify=False,
                                        skipped=[s for p in parts for s in p.skipped])
     uncaptioned = [(str(p), "no caption") for p, caps in data.records if not caps]
@@ -65,7 +66,8 @@ def read_pairs(dataset_type: str, path: str | Path, *, images: str | Path | None
     data.skipped += uncaptioned
     if not data.records:
         raise ValueError(f"{path}: no image with a caption found ({len(data.skipped)} skipped, e.g. "
-                         f"{data.skipped[:3]})" + (f"; is split={split!r} in the file?" if dataset_type == "flickr30k" else ""))
+                         f"{data.skipped[:3]})"
+                         + (f"; is split={split!r} in the file?" if dataset_type == "flickr30k" else ""))
     return data
 
 
@@ -97,8 +99,9 @@ class TrainPairs(torch.utils.data.Dataset):
     """Item (i, r) is (image i through `transform`, its caption r modulo its count, problems).
 
     `transform` runs with torch's random generator seeded by r (and restored after), so a random crop depends on
-    (image, r) alone, not on which worker or process reads it. An image that cannot be read is reported in `problems` ("path: reason") and replaced by the next readable
-    image in order, with that image's caption: the batch keeps its size and training goes on.
+    (image, r) alone, not on which worker or process reads it. An image that cannot be read is reported in
+    `problems` ("path: reason") and replaced by the next readable image in order, with that image's caption: the
+    batch keeps its size and training goes on.
     """
 
     def __init__(self, data: ImageCaptionDataset, transform: Callable[[Image.Image], torch.Tensor]):

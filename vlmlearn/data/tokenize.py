@@ -124,7 +124,8 @@ class OpenClipTokenizer:
     def __init__(self, *, context_length: int = 32):
         import warnings
 
-        with warnings.catch_warnings():  # open_clip 2.24 (our floor) imports timm.models.layers, which newer timm deprecates
+        # open_clip 2.24 (our floor) imports timm.models.layers, which newer timm deprecates
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Importing from timm.models.layers is deprecated", FutureWarning)
             from open_clip.tokenizer import SimpleTokenizer
 
