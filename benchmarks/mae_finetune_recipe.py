@@ -9,7 +9,6 @@ for one of them). Test data is never read. Writes benchmarks/results/03_finetune
 notebook uses the winner.
 """
 import itertools
-import json
 import time
 
 import torch
@@ -17,7 +16,7 @@ import torch
 from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
 from vlmlearn.mae import SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
-from vlmlearn.results import benchmark_dir, versions
+from vlmlearn.results import write_record
 from vlmlearn.runtime import set_seed
 
 LRS, LAYER_DECAYS, LABELS_PER_CLASS, STEPS = (3e-4, 1e-3, 3e-3), (0.75, 1.0), 50, 200
@@ -47,10 +46,8 @@ def main() -> None:
     best = max(runs, key=lambda r: r["val_mean"])
     record = {"chosen": {"lr": best["lr"], "layer_decay": best["layer_decay"]},
               "selected_by": "mean val accuracy of both arms",
-              "labels_per_class": LABELS_PER_CLASS, "steps": STEPS, "runs": runs,
-              "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
-    path = benchmark_dir() / "03_finetune_recipe.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
+              "labels_per_class": LABELS_PER_CLASS, "steps": STEPS, "runs": runs}
+    path = write_record("03_finetune_recipe", record, started=t0)
     print(f"chosen: lr {best['lr']:g}, layer decay {best['layer_decay']} -> {path}")
 
 

@@ -10,7 +10,6 @@ does). The shipped 12,000-step checkpoint and the random initialisation (scratch
 the table reads against the notebook's headline. Writes benchmarks/results/03_mae_variants.json
 with val and test accuracy per seed; notebook 03 prints it as a table.
 """
-import json
 import time
 
 import numpy as np
@@ -26,7 +25,7 @@ from vlmlearn.mae import (
     load_pretrained_mae,
     pretrain_mae,
 )
-from vlmlearn.results import benchmark_dir, versions
+from vlmlearn.results import write_record
 from vlmlearn.runtime import set_seed
 
 SEEDS, LABELS_PER_CLASS, FINETUNE_STEPS = (0, 1, 2), 50, 200
@@ -82,11 +81,9 @@ def main() -> None:
         print(f"{name:48s} val {np.mean(val):.3f}  test {np.mean(test):.3f} ± {np.std(test):.3f}  "
               f"(pretraining {pretrain_s:.0f} s)", flush=True)
     record = {"notebook": "03_masked_image_modeling", "seeds": list(SEEDS), "labels_per_class": LABELS_PER_CLASS,
-              "finetune_steps": FINETUNE_STEPS, "recipe": recipe, "variants": rows,
-              "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
-    path = benchmark_dir() / "03_mae_variants.json"
-    path.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {path} in {record['runtime_s']} s")
+              "finetune_steps": FINETUNE_STEPS, "recipe": recipe, "variants": rows}
+    path = write_record("03_mae_variants", record, started=t0)
+    print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

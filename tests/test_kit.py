@@ -245,3 +245,14 @@ def test_run_info_names_the_time_the_device_and_the_versions():
     assert line.startswith("ran in ") and " s on cpu (" in line
     for name in ("Python 3.", "torch 2.", "transformers ", "open_clip_torch ", "numpy ", "vlmlearn 0."):
         assert name in line, name
+
+
+def test_write_record_adds_runtime_and_versions(tmp_path):
+    import time
+
+    from vlmlearn.results import write_record
+
+    path = write_record("03_demo", {"chosen": {"lr": 1e-3}}, started=time.perf_counter() - 2.4, folder=tmp_path)
+    record = json.loads(path.read_text())
+    assert path == tmp_path / "03_demo.json" and record["chosen"] == {"lr": 1e-3}
+    assert record["runtime_s"] == 2 and "torch" in record["versions"]

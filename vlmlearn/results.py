@@ -105,6 +105,16 @@ def versions() -> dict[str, str]:
     return found
 
 
+def write_record(name: str, record: dict, *, started: float, folder: str | Path | None = None) -> Path:
+    """Write a benchmark script's `record` to benchmarks/results/<name>.json (or `folder`), with what every such file
+    carries added: "runtime_s" (whole seconds since `started`, a `time.perf_counter()` reading) and "versions"."""
+    record = {**record, "runtime_s": round(time.perf_counter() - started), "versions": versions()}
+    path = Path(folder or benchmark_dir()) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
 def write_benchmark(notebook: str, seeds: list[int], runs: list[dict[str, float]], *, runtime_s: float,
                     folder: str | Path | None = None) -> Path:
     """Write {"notebook", "seeds", "metrics": {key: {"per_seed", "mean", "std"}}, "runtime_s", "versions"}
