@@ -99,5 +99,5 @@ def test_every_optimizer_gets_its_parameter_groups_from_the_one_helper(path):
     code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     for match in OPTIMIZER.finditer(code):
         assert "param_groups(" in match.group("arg") or match.group("arg").strip() == "groups", (
-            f"{path.stem}: {match.group(0)!r}: build the groups with vlmlearn.train.param_groups (no weight decay "
+            f"{path.stem}: {match.group(0)!r}: build the groups with vlmlearn.optim.param_groups (no weight decay "
             f"on the temperature, biases, norms or embeddings)")
