@@ -3,6 +3,7 @@
 # make lint    ruff check (the rules: pyproject.toml [tool.ruff])
 # make wheel-test  builds the wheel and runs a smoke test on it, installed outside the checkout
 # make course  runs every notebook headless and prints the results table
+# make profile NB=01  where notebook 01's time goes, cell by cell (benchmarks/results/profile/; no NB: every notebook)
 # make lab     JupyterLab on the course
 # make test-oldest  the unit tests and notebook 00 on Python 3.10 with the lowest versions pyproject.toml allows
 # make site    the course website from the committed notebooks (build/site/index.html), then its checks
@@ -12,7 +13,7 @@ PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: lint wheel-test oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: profile lint wheel-test oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
@@ -52,6 +53,10 @@ unit: install
 
 notebooks: install
 	VLMLEARN_AUDIT_FIGURES=1 $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) notebooks -q --ignore=notebooks/exercises
+
+NB ?=
+profile: install
+	for nb in notebooks/$(NB)*_*.ipynb; do $(PY) tools/profile_notebook.py $$nb --write || exit 1; done
 
 course: install
 	$(PY) -m vlmlearn.course

@@ -255,4 +255,9 @@ def test_write_record_adds_runtime_and_versions(tmp_path):
     path = write_record("03_demo", {"chosen": {"lr": 1e-3}}, started=time.perf_counter() - 2.4, folder=tmp_path)
     record = json.loads(path.read_text())
     assert path == tmp_path / "03_demo.json" and record["chosen"] == {"lr": 1e-3}
-    assert record["runtime_s"] == 2 and "torch" in record["versions"]
+    assert record["runtime_s"] == 2 and "torch" in record["versions"] and "cores" in record["machine"]
+    script = tmp_path / "bench.py"
+    script.write_text("import vlmlearn.train\n")
+    written = write_record("x", {}, started=time.perf_counter(), folder=tmp_path, script=script)
+    with_script = json.loads(written.read_text())
+    assert len(with_script["fingerprint"]) == 16

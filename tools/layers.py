@@ -38,6 +38,7 @@ LAYERS = {
     "vlmlearn.optim": 0,
     "vlmlearn.assets": 0,
     "vlmlearn.results": 0,
+    "vlmlearn.provenance": 0,
     "vlmlearn.viz": 0,
     "vlmlearn.data.*": 1,
     "vlmlearn.models": 2,

@@ -105,10 +105,16 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_record(name: str, record: dict, *, started: float, folder: str | Path | None = None) -> Path:
+def write_record(name: str, record: dict, *, started: float, folder: str | Path | None = None,
+                 script: str | Path | None = None) -> Path:
     """Write a benchmark script's `record` to benchmarks/results/<name>.json (or `folder`), with what every such file
-    carries added: "runtime_s" (whole seconds since `started`, a `time.perf_counter()` reading) and "versions"."""
-    record = {**record, "runtime_s": round(time.perf_counter() - started), "versions": versions()}
+    carries added: "runtime_s" (whole seconds since `started`, a `time.perf_counter()` reading), "versions", the
+    "machine" and, given the `script` that wrote it, its "fingerprint" (`vlmlearn.provenance`)."""
+    from .provenance import code_fingerprint, machine
+
+    record = {**record, "runtime_s": round(time.perf_counter() - started), "versions": versions(), "machine": machine()}
+    if script is not None:
+        record["fingerprint"] = code_fingerprint(script=script)
     path = Path(folder or benchmark_dir()) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")

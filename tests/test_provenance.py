@@ -1,0 +1,77 @@
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from vlmlearn import provenance
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _notebook(path, *cells):
+    import nbformat
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells]), path)
+    return path
+
+
+def test_fingerprint_ignores_comments_docstrings_and_layout(tmp_path):
+    a = _notebook(tmp_path / "a.ipynb", "%matplotlib inline\nimport torch\nx = 1  # one\n")
+    b = _notebook(tmp_path / "b.ipynb", "%matplotlib inline\nimport torch\n\n\nx = (1)\n")
+    c = _notebook(tmp_path / "c.ipynb", "%matplotlib inline\nimport torch\nx = 2\n")
+    assert provenance.code_fingerprint(notebook=a) == provenance.code_fingerprint(notebook=b)
+    assert provenance.code_fingerprint(notebook=a) != provenance.code_fingerprint(notebook=c)
+    with pytest.raises(ValueError, match="exactly one"):
+        provenance.code_fingerprint(notebook=a, script=a)
+
+
+def test_fingerprint_follows_the_package_modules_a_script_imports(tmp_path, monkeypatch):
+    """A copy of the package: editing a module that the script imports (through another) changes the fingerprint;
+    editing a docstring or a module it does not import does not."""
+    package = tmp_path / "vlmlearn"
+    shutil.copytree(ROOT / "vlmlearn", package, ignore=shutil.ignore_patterns("shipped", "__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE", package)
+    script = tmp_path / "run.py"
+    script.write_text("from vlmlearn.mae import pretrain_mae\n")  # mae imports optim, which must count
+    before = provenance.code_fingerprint(script=script)
+    optim = package / "optim.py"
+    docstring_edit = optim.read_text().replace('"""How parameters are optimised', '"""How the parameters are optimised')
+    optim.write_text(docstring_edit)
+    assert provenance.code_fingerprint(script=script) == before
+    (package / "vqa.py").write_text((package / "vqa.py").read_text() + "\nX = 1\n")
+    assert provenance.code_fingerprint(script=script) == before
+    optim.write_text(optim.read_text().replace("(step + 1) / warmup", "step / warmup"))
+    assert provenance.code_fingerprint(script=script) != before
+
+
+def test_machine_names_the_cpu_and_torch():
+    text = provenance.machine()
+    assert "cores" in text and "torch" in text and "threads" in text
+
+
+def test_profile_splits_a_cells_time_by_kind_of_work(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "tools"))
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    try:
+        import profile_notebook
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    monkeypatch.chdir(tmp_path)  # profile() moves into the notebook's folder
+    path = _notebook(tmp_path / "nb.ipynb", "%matplotlib inline\nimport torch\nfrom torch import nn\n"
+                     "from vlmlearn.data import ShapesWorld\nfrom vlmlearn.train import minibatches, train\n",
+                     "import time\nimport matplotlib.pyplot as plt\n"
+                     "batch = ShapesWorld(seed=0, image_size=16).labeled(256, attribute='shape')\n"
+                     "model = nn.Sequential(nn.Flatten(), nn.Linear(768, 5))\n"
+                     "opt = torch.optim.SGD(model.parameters(), lr=0.1)\n"
+                     "step = lambda m, b: (nn.functional.cross_entropy(m(b[0]), b[1]), {})\n"
+                     "h = train(model, opt, step, minibatches(batch.images, batch.labels, batch_size=32), steps=30,\n"
+                     "          eval_fn=lambda m: {'acc': time.sleep(0.05) or 0.0}, eval_every=10, progress=False)\n"
+                     "plt.plot([1, 2]); plt.xlabel('x'); plt.ylabel('y')\n")
+    rows = profile_notebook.profile(path)
+    assert [r["cell"] for r in rows] == [0, 1]
+    split = rows[1]["split"]
+    assert split["data"] > 0 and split["training steps"] > 0 and split["evaluation"] >= 0.15 and split["plotting"] > 0
+    assert sum(split.values()) <= rows[1]["seconds"] + 1e-3  # each second counted once
+    text = profile_notebook.table("nb", rows, 1.0, top=1)
+    assert "| 1 |" in text and "training steps" in text
