@@ -2,10 +2,14 @@
 explorers can be built in seconds: by tests/test_widgets.py here, and inside JupyterLab by tests/test_browser.py,
 which runs them in the notebook's kernel before the notebook's own explorer cell. The explorers' behaviour (controls
 redraw the output) does not depend on how well the models are trained; notebook 09's grid is the committed one."""
+from pathlib import Path
+
 import torch
 
 from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary
 from vlmlearn.results import load_benchmark
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 # notebook -> the names its explorer cell reads
 NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy"), "03": ("mae", "probe_test"),
@@ -43,7 +47,8 @@ def standins(notebook: str) -> dict:
                                                                   layers=1, channels=8)},
         "07": lambda: {"teacher_probs": probs, "pool_truth": torch.randint(0, 10, (300,))},
         "08": lambda: {"pool_probs": probs, "pool_labels": torch.randint(0, 10, (300,))},
-        "09": lambda: {"bench": load_benchmark("09_label_efficiency")},
+        # named by path: JupyterLab runs the browser copies outside the checkout, where no benchmarks/results is found
+        "09": lambda: {"bench": load_benchmark("09_label_efficiency", folder=BENCHMARKS)},
     }
     if notebook not in make:
         raise ValueError(f"no explorer stand-ins for notebook {notebook!r}; notebooks with explorers: {sorted(make)}")
