@@ -1,15 +1,16 @@
 """vlmlearn: helpers for a notebook course on how vision-language models learn from labeled and
 unlabeled data.
 
-Modules (import what you need; `import vlmlearn` itself loads nothing heavy):
-    vlmlearn.data       ShapesWorld, the real digits, COCO / Flickr30K / CSV / folder formats, tokenizers
-    vlmlearn.models     small encoders (SmallCNN, TextTransformer) and transformer_blocks, the one transformer stack
-    vlmlearn.train      the training loop, seeds, devices, checkpoints
-    vlmlearn.eval       retrieval recall, zero-shot classification, linear probes, accuracy, confusion
-    vlmlearn.viz        image grids, training curves, heatmaps, confusion matrices, embedding plots
-    vlmlearn.results    record_results: the headline numbers every notebook writes
-    vlmlearn.exercises  automatic checks for the notebooks' exercises
-    vlmlearn.widgets    interactive explorers
+Modules (import what you need; `import vlmlearn` itself loads nothing heavy), by layer (site/architecture.md):
+
+- base: `runtime` (device, seeds, eval_mode, processes), `optim` (groups, schedules), `assets` (shipped files),
+  `results`, `provenance`, `viz`
+- data: `data` (ShapesWorld, the real digits, COCO / Flickr30K / CSV / folder formats, tokenizers)
+- building blocks: `models` (SmallCNN, TextTransformer, transformer_blocks), `losses`, `eval`, `augment`
+- the loop: `train`
+- objectives: `contrastive`, `mae`, `mlm`, `semi`, `generative`, `vqa`, `capfilt`
+- experiments: `clip_models`, `label_efficiency` (and `label_efficiency_report`)
+- interfaces: `exercises`, `widgets`, `course`, `python -m vlmlearn.train_clip`, `python -m vlmlearn.eval_retrieval`
 """
 import os
 import time
@@ -25,7 +26,7 @@ _LIBRARIES = ("torch", "torchvision", "transformers", "open_clip_torch", "numpy"
 
 def device(prefer: str | None = None):
     """The device the course runs on: $VLMLEARN_DEVICE (or `prefer`) when set, else cuda, then mps,
-    then cpu. The same as `vlmlearn.train.get_device`; imported lazily so `import vlmlearn` stays light."""
+    then cpu. The same as `vlmlearn.runtime.get_device`; imported lazily so `import vlmlearn` stays light."""
     from .runtime import get_device
 
     return get_device(prefer)
