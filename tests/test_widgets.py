@@ -95,3 +95,8 @@ def test_standins_name_what_the_notebooks_explorer_cells_read():
             assert path.name[:2] in widget_standins.NEEDS, f"{path.name} has an explorer without stand-ins"
     with pytest.raises(ValueError, match="notebooks with explorers"):
         widget_standins.standins("06")
+
+
+def test_the_capstone_explorer_says_what_it_needs_when_the_grid_is_missing():
+    with pytest.raises(ValueError, match="expected the capstone's grid.*got NoneType"):
+        widgets.label_efficiency_explorer(None)  # what load_benchmark gives outside the course repository

@@ -318,6 +318,10 @@ def label_efficiency_explorer(bench: dict):
     Returns an `Explorer`."""
     from .label_efficiency_report import METHOD_NAMES, grid, plot_run
 
+    if not isinstance(bench, dict) or "runs" not in bench:
+        raise ValueError("expected the capstone's grid, load_benchmark('09_label_efficiency') from the course "
+                         f"repository (benchmarks/results/), got {type(bench).__name__}; outside the repository pass "
+                         "load_benchmark(..., folder=<its benchmarks/results>)")
     task = W.Dropdown(options=["digits", "shapes"], value="digits", description="task")
     method = W.Dropdown(description="method")
     labels = W.Dropdown(description="labels/class")
