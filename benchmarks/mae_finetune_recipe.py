@@ -47,7 +47,7 @@ def main() -> None:
     record = {"chosen": {"lr": best["lr"], "layer_decay": best["layer_decay"]},
               "selected_by": "mean val accuracy of both arms",
               "labels_per_class": LABELS_PER_CLASS, "steps": STEPS, "runs": runs}
-    path = write_record("03_finetune_recipe", record, started=t0)
+    path = write_record("03_finetune_recipe", record, started=t0, script=__file__)
     print(f"chosen: lr {best['lr']:g}, layer decay {best['layer_decay']} -> {path}")
 
 

@@ -82,7 +82,7 @@ def main() -> None:
               f"(pretraining {pretrain_s:.0f} s)", flush=True)
     record = {"notebook": "03_masked_image_modeling", "seeds": list(SEEDS), "labels_per_class": LABELS_PER_CLASS,
               "finetune_steps": FINETUNE_STEPS, "recipe": recipe, "variants": rows}
-    path = write_record("03_mae_variants", record, started=t0)
+    path = write_record("03_mae_variants", record, started=t0, script=__file__)
     print(f"wrote {path} in {time.perf_counter() - t0:.0f} s")
 
 

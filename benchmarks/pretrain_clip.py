@@ -16,17 +16,10 @@ from pathlib import Path
 
 import torch
 
-from vlmlearn.assets import save_weights
+from vlmlearn import clip_models
 from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT
-from vlmlearn.contrastive import (
-    SHAPES_CLIP_CONFIG,
-    fit_clip,
-    object_prompts,
-    retrieval_metrics,
-    shapes_clip,
-    zero_shot_accuracy,
-)
-from vlmlearn.data import ShapesWorld, WordTokenizer, caption_vocabulary, hard_negative_captions
+from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, fit_clip, object_prompts, retrieval_metrics, zero_shot_accuracy
+from vlmlearn.data import ShapesWorld, caption_vocabulary, hard_negative_captions
 from vlmlearn.results import versions
 from vlmlearn.runtime import set_seed
 
@@ -47,9 +40,9 @@ def main() -> None:
     t0 = time.perf_counter()
     world = ShapesWorld(seed=args.seed, image_size=SHAPES_CLIP_CONFIG["image_size"])
     pairs = world.pairs(args.pairs)
-    tok = WordTokenizer(caption_vocabulary(), context_length=SHAPES_CLIP_CONFIG["context_length"])
     set_seed(args.seed)
-    model = shapes_clip(tok.vocab_size, **SHAPES_CLIP_CONFIG)
+    bundle = clip_models.create("shapes-clip", vocab=caption_vocabulary(), **SHAPES_CLIP_CONFIG)  # its record too
+    model, tok = bundle.model, bundle.tokenizer
     history = fit_clip(model, pairs.images, tok(pairs.captions), tok(hard_negative_captions(pairs)), steps=args.steps,
                        batch_size=args.batch_size, seed=args.seed, desc=None)
     runtime = time.perf_counter() - t0
@@ -58,13 +51,11 @@ def main() -> None:
     for name, batch in (("seen", world.labeled(1000, split="test")), ("heldout", world.heldout_pairs(1000))):
         accs = zero_shot_accuracy(model, tok, batch, object_prompts())
         scores.update({f"zeroshot_{name}_{a}": accs[a] for a in ("shape", "color")})
-    record = {"model": "shapes-clip", "config": SHAPES_CLIP_CONFIG, "vocab": tok.itos[len(tok.specials):],
-              "steps": args.steps, "seed": args.seed,
-              "batch_size": args.batch_size, "pairs": args.pairs, "final_loss": round(history.train["loss"][-1], 4),
-              "scores": {k: round(v, 4) for k, v in scores.items()}, "runtime_s": round(runtime),
-              "versions": versions()}
-    save_weights(model, args.out.with_suffix(".safetensors"), record)
-    print(f"wrote {args.out}.safetensors and .json: {args.steps} steps in {record['runtime_s']} s, {record['scores']}")
+    scores = {k: round(v, 4) for k, v in scores.items()}
+    clip_models.save(bundle, args.out.with_suffix(".safetensors"), steps=args.steps, seed=args.seed,
+                     batch_size=args.batch_size, pairs=args.pairs, final_loss=round(history.train["loss"][-1], 4),
+                     scores=scores, runtime_s=round(runtime), versions=versions())
+    print(f"wrote {args.out}.safetensors and .json: {args.steps} steps in {round(runtime)} s, {scores}")
 
 
 if __name__ == "__main__":

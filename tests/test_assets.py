@@ -15,9 +15,7 @@ def test_shipped_files_live_in_the_package():
     for name in ("clip_shapes", "mae_shapes"):
         path = assets.checkpoint(name)
         assert path.is_file() and path.with_suffix(".json").is_file(), path
-    assert (assets.shipped("samples", "coco") / "captions.json").is_file()
-    with pytest.raises(FileNotFoundError, match="ships no nothing/here"):
-        assets.shipped("nothing", "here")
+    assert (assets.SHIPPED / "samples" / "coco" / "captions.json").is_file()
 
 
 def test_every_shipped_checkpoint_has_one_record_format():

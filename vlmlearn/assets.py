@@ -24,16 +24,6 @@ from torch import nn
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 
 
-def shipped(*parts: str) -> Path:
-    """The path of a file or folder the package ships, e.g. `shipped("samples", "coco")`; a
-    FileNotFoundError names it when the installed package lacks it."""
-    path = SHIPPED.joinpath(*parts)
-    if not path.exists():
-        raise FileNotFoundError(f"vlmlearn ships no {'/'.join(parts)} (looked for {path}); reinstall the package "
-                                f"(pip install vlmlearn from the course repository)")
-    return path
-
-
 def course_checkout() -> Path | None:
     """The course repository the code runs in, where notebooks write `build/results/` and benchmarks live in
     `benchmarks/results/`: $VLMLEARN_CHECKOUT, else the nearest folder at or above the current one that holds
