@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: finding a shipped file or the checkout must not import torch
+    import torch
+    from torch import nn
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 
