@@ -89,10 +89,6 @@ student-notebooks: install
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
-# notebooks whose headline comparison `make bench` re-runs at seeds 0, 1, 2 (benchmarks/results/*.json)
-BENCH_NOTEBOOKS ?= 01_contrastive_alignment 02_noisy_web_pairs 03_masked_image_modeling 05_generative_unpaired 06_supervised_finetuning \
-                   07_pseudo_labeling 08_consistency_regularization
-
 # the shipped checkpoints: notebook 01's CLIP (~1 min) and notebook 03's MAE (~11 min), vlmlearn/shipped/checkpoints/ (package data)
 pretrain: install
 	$(PY) benchmarks/pretrain_clip.py
@@ -106,9 +102,10 @@ bench-capstone: install
 bench-throughput: install
 	$(PY) benchmarks/throughput_vs_open_clip.py
 
+# every benchmark file and shipped checkpoint whose code changed since it was made (benchmarks/bench.py; NB=07: only
+# notebook 07's; prints what it re-ran and the wall time)
 bench: install
-	$(PY) benchmarks/bench_data_and_loop.py
-	$(PY) benchmarks/notebook_seeds.py $(BENCH_NOTEBOOKS)
+	$(PY) benchmarks/bench.py $(NB)
 
 clean:
 	rm -rf build $(OLDEST_VENV)

@@ -34,6 +34,7 @@ from vlmlearn.label_efficiency import (
     run_digits,
     run_shapes,
 )
+from vlmlearn.provenance import stamp
 from vlmlearn.results import benchmark_dir, versions
 
 
@@ -46,7 +47,7 @@ def compact_json(record: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--tasks", nargs="+", default=["digits", "shapes"], choices=["digits", "shapes"])
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step count (smoke runs)")
     parser.add_argument("--out", type=Path, default=None)
@@ -110,7 +111,7 @@ def main() -> None:
                         "std": round(math.sqrt(sum((v - mean) ** 2 for v in values) / len(values)), 4)}
     out = {"notebook": "09_label_efficiency", "seeds": args.seeds, "metrics": metrics, "selection": selection,
            "steps_scale": args.steps_scale, "seconds": {k: round(s, 1) for k, s in seconds.items()},
-           "runtime_s": round(time.perf_counter() - t0, 1), "versions": versions(), "runs": runs}
+           "runtime_s": round(time.perf_counter() - t0, 1), "versions": versions(), "runs": runs, **stamp(__file__)}
     args.out = args.out or benchmark_dir() / "09_label_efficiency.json"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(compact_json(out) + "\n")

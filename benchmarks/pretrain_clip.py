@@ -20,6 +20,7 @@ from vlmlearn import clip_models
 from vlmlearn.clip_models import SHAPES_CLIP_CHECKPOINT
 from vlmlearn.contrastive import SHAPES_CLIP_CONFIG, fit_clip, object_prompts, retrieval_metrics, zero_shot_accuracy
 from vlmlearn.data import ShapesWorld, caption_vocabulary, hard_negative_captions
+from vlmlearn.provenance import stamp
 from vlmlearn.results import versions
 from vlmlearn.runtime import set_seed
 
@@ -54,7 +55,7 @@ def main() -> None:
     scores = {k: round(v, 4) for k, v in scores.items()}
     clip_models.save(bundle, args.out.with_suffix(".safetensors"), steps=args.steps, seed=args.seed,
                      batch_size=args.batch_size, pairs=args.pairs, final_loss=round(history.train["loss"][-1], 4),
-                     scores=scores, runtime_s=round(runtime), versions=versions())
+                     scores=scores, runtime_s=round(runtime), versions=versions(), **stamp(__file__))
     print(f"wrote {args.out}.safetensors and .json: {args.steps} steps in {round(runtime)} s, {scores}")
 
 

@@ -20,6 +20,7 @@ import torch
 from vlmlearn.assets import save_weights
 from vlmlearn.data import ShapesWorld
 from vlmlearn.mae import SHAPES_MAE_CHECKPOINT, SHAPES_MAE_CONFIG, pretrain_mae
+from vlmlearn.provenance import stamp
 from vlmlearn.results import versions
 
 
@@ -55,7 +56,7 @@ def main() -> None:
     record = {"model": "shapes-mae", "config": SHAPES_MAE_CONFIG, "steps": args.steps, "seed": args.seed,
               "batch_size": args.batch_size,
               "unlabeled_images": args.unlabeled, "lr": args.lr, "final_loss": round(sum(final) / len(final), 4),
-              "runtime_s": round(time.perf_counter() - t0), "versions": versions()}
+              "runtime_s": round(time.perf_counter() - t0), "versions": versions(), **stamp(__file__)}
     save_weights(model, args.out.with_suffix(".safetensors"), record)
     print(f"wrote {args.out}.safetensors and .json: {record['steps']} steps, loss {record['final_loss']}, "
           f"{record['runtime_s']} s")

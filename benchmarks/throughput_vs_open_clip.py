@@ -99,6 +99,7 @@ def run(command: list[str], cwd: Path) -> tuple[str, float]:
 def main() -> None:
     from vlmlearn import clip_models
     from vlmlearn.data import ShapesWorld, export_csv_pairs
+    from vlmlearn.provenance import stamp
     from vlmlearn.results import versions
 
     args = build_parser().parse_args()
@@ -140,7 +141,7 @@ def main() -> None:
                            "steps": steps_per_epoch * args.epochs, "workers": args.workers, "precision": "fp32",
                            "processes": 1, "cpus": os.cpu_count(), "repeats": args.repeats},
               "summary": summary, "runs": results, "runtime_s": round(time.perf_counter() - t0, 1),
-              "versions": versions()}
+              "versions": versions(), **stamp(__file__)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=1))
     s = summary["samples_per_second"]

@@ -1,6 +1,7 @@
 """viz, results, exercises, widgets and the course runner."""
 import io
 import json
+import re
 
 import matplotlib
 import numpy as np
@@ -77,23 +78,40 @@ def test_record_results_contract(tmp_path, monkeypatch):
 
 def test_benchmark_contract_and_orderings(tmp_path):
     runs = [{"a": 0.9, "b": 0.5, "c": 0.52}, {"a": 0.8, "b": 0.6, "c": 0.58}, {"a": 0.85, "b": 0.55, "c": 0.5}]
-    path = write_benchmark("01_x", [0, 1, 2], runs, runtime_s=12.34, folder=tmp_path)
+    notebook = tmp_path / "01_x.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": ["import vlmlearn.results\n"]}]}))
+    path = write_benchmark("01_x", [0, 1, 2], runs, runtime_s=12.34, folder=tmp_path, source=notebook)
     bench = load_benchmark("01_x", folder=tmp_path)
     assert json.loads(path.read_text()) == bench and bench["seeds"] == [0, 1, 2] and bench["runtime_s"] == 12.3
     assert bench["metrics"]["a"]["per_seed"] == [0.9, 0.8, 0.85]
     assert bench["metrics"]["a"]["mean"] == pytest.approx(0.85)
     assert bench["metrics"]["a"]["std"] == pytest.approx(np.std([0.9, 0.8, 0.85]), abs=1e-6)  # stored to 6 digits
     assert "torch" in bench["versions"] and load_benchmark("missing", folder=tmp_path) is None
-    assert ordering(bench, "a", "b").startswith("a beats b at 3 of 3 seeds")
-    assert ordering(bench, "b", "a").startswith("a beats b at 3 of 3 seeds")
-    assert "within noise" in ordering(bench, "b", "c")  # b wins twice, c once: no claim
-    assert ordering(bench, "b", "a", lower_is_better=True).startswith("b beats a at 3 of 3 seeds (gap +0.300")
-    table = seed_table({"a": 0.88, "b": 0.1, "c": 0.2}, bench, ["a"])
+    assert len(bench["fingerprint"]) == 16 and bench["commit"] and "cores" in bench["machine"]
+    # a - b per seed: +0.4, +0.2, +0.3: mean +0.3, sd 0.1, t(0.975, 2) = 4.303, half-width 0.248
+    assert ordering(bench, "a", "b") == ("a beats b: a - b = +0.300, 95 % CI [+0.052, +0.548] "
+                                         "(paired t over 3 seeds; a ahead at 3/3)")
+    assert ordering(bench, "b", "a").startswith("a beats b: b - a = -0.300, 95 % CI [-0.548, -0.052]")
+    assert ordering(bench, "b", "c").startswith("b and c are within noise")  # b wins twice, c once: no claim
+    lower = ordering(bench, "b", "a", lower_is_better=True)
+    assert lower.startswith("b beats a: b - a = -0.300, 95 % CI [-0.548, -0.052]") and "lower is better" in lower
+    # ahead at 3 of 3 seeds is not enough: a sign test gives p = 1/8, and a paired t interval that includes 0 says so
+    runs3 = [{"x": 0.51, "y": 0.50}, {"x": 0.53, "y": 0.50}, {"x": 0.60, "y": 0.50}]
+    write_benchmark("02_x", [0, 1, 2], runs3, runtime_s=1.0, folder=tmp_path, source=notebook)
+    close = load_benchmark("02_x", folder=tmp_path)
+    assert ordering(close, "x", "y").startswith("x and y are within noise: x - y = +0.047, 95 % CI [-0.071, +0.164]")
+    table = seed_table({"a": 0.88, "b": 0.1, "c": 0.2}, bench, ["a"], seed=1)
     assert "0.880" in table and "0.850 ± 0.041" in table and "0.900, 0.800, 0.850" in table
+    assert "0.800*" in table and "(the same machine)" in table and "code or data changed" in table  # 0.88 vs seed 1
+    assert "[  0.726,   0.974]" in table  # mean 0.85, sd 0.05, t(0.975, 2) * 0.05 / sqrt(3) = 0.124
+    exact = seed_table({"a": 0.8004}, bench, ["a"], seed=1)
+    assert "0.800 " in exact and "*" not in exact  # within REPRODUCE_TOL: the same run
+    other = seed_table({"a": 0.88}, {**bench, "machine": "another CPU"}, ["a"], seed=1)
+    assert "committed: another CPU" in other and "float rounding" in other
     newer = seed_table({"a": 0.88, "d": 0.3}, bench, ["a", "d"])  # d was added after the benchmark ran
     assert "0.300" in newer.splitlines()[-1] and "not benched yet" in newer.splitlines()[-1]
     with pytest.raises(ValueError, match="one metrics dict per seed"):
-        write_benchmark("01_x", [0, 1], runs, runtime_s=1.0, folder=tmp_path)
+        write_benchmark("01_x", [0, 1], runs, runtime_s=1.0, folder=tmp_path, source=notebook)
 
 
 def test_exercise_checks_catch_wrong_answers(capsys, world):
@@ -243,6 +261,9 @@ def test_run_info_names_the_time_the_device_and_the_versions():
 
     line = vlmlearn.run_info()
     assert line.startswith("ran in ") and " s on cpu (" in line
+    assert re.match(r"ran in \d+ s of its 240 s budget on cpu \(", vlmlearn.run_info("01_contrastive_alignment"))
+    with pytest.raises(ValueError, match="no budget for '01_x'"):
+        vlmlearn.run_info("01_x")
     for name in ("Python 3.", "torch 2.", "transformers ", "open_clip_torch ", "numpy ", "vlmlearn 0."):
         assert name in line, name
 
@@ -261,3 +282,21 @@ def test_write_record_adds_runtime_and_versions(tmp_path):
     written = write_record("x", {}, started=time.perf_counter(), folder=tmp_path, script=script)
     with_script = json.loads(written.read_text())
     assert len(with_script["fingerprint"]) == 16
+
+
+def test_statistics_match_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    from vlmlearn.results import mean_interval, t_quantile
+
+    for df in range(1, 31):
+        for p in (0.9, 0.95, 0.975, 0.995):
+            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), abs=1e-9), (p, df)
+    values = [0.812, 0.797, 0.835, 0.801, 0.826]
+    mean, low, high = mean_interval(values)
+    expected = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert (low, high) == pytest.approx(expected, abs=1e-12) and mean == pytest.approx(np.mean(values))
+    gaps = [0.011, 0.004, 0.019, 0.008, 0.012]  # a paired interval is the interval of the per-seed differences
+    assert stats.ttest_1samp(gaps, 0).pvalue < 0.05 and mean_interval(gaps)[1] > 0
+    assert mean_interval([0.5]) == (0.5, 0.5, 0.5)
+    with pytest.raises(ValueError, match="df must be a positive integer"):
+        t_quantile(0.975, 0)

@@ -30,13 +30,14 @@ def test_keys_parse_into_task_method_and_labels():
         grid(fake_bench(), "cifar")
 
 
-def test_table_and_verdicts_claim_only_what_every_seed_supports():
+def test_table_and_verdicts_claim_only_what_the_paired_interval_supports():
     bench = fake_bench()
     table = grid_table(bench, "digits")
     assert "FixMatch" in table and "0.880 ± 0.016" in table
     lines = verdicts(bench, "digits", baseline="supervised")
     assert lines[0].startswith("1 per class: best FixMatch 0.880")
-    assert "digits_fixmatch_1 beats digits_pi_1 at 3 of 3 seeds" in lines[0]
+    assert "digits_fixmatch_1 beats digits_pi_1: digits_fixmatch_1 - digits_pi_1 = +0.327, 95 % CI [+0.223, +0.430]" \
+        in lines[0]
     assert "digits_fixmatch_1 beats digits_supervised_1" in lines[0]
     assert "within noise" in lines[1]  # with every label the two are within noise
 

@@ -46,9 +46,31 @@ def test_committed_notebook_reads_without_a_kernel(path):
         for desc in bars:
             assert re.search(rf"^{re.escape(desc)}: \d+ steps in [\d.]+ s", text, re.M), \
                 f"cell {cell.execution_count}: the run {desc!r} shows a bar but no final-state line"
-    assert "run_info()" in code[-1].source
-    assert re.match(r"ran in \d+ s on \w+", "".join(o.get("text", "") for o in code[-1].outputs)), \
-        "the last cell prints vlmlearn.run_info()"
+    assert f'run_info("{path.stem}")' in code[-1].source, f'the last cell prints vlmlearn.run_info("{path.stem}")'
+    assert f'budget("{path.stem}")' in code[1].source, \
+        f'the setup cell (after the parameters) prints the budget, vlmlearn.results.budget("{path.stem}")'
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_run_is_within_its_budget(path):
+    """The committed run of every notebook finished within its CPU budget (vlmlearn.results.BUDGETS_S)."""
+    from vlmlearn.results import BUDGETS_S
+
+    last = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"][-1]
+    line = "".join(o.get("text", "") for o in last.outputs)
+    found = re.match(r"ran in (\d+) s of its (\d+) s budget on \w+", line)
+    assert found, f"the last cell's output should start 'ran in N s of its M s budget on ...', found {line[:80]!r}"
+    seconds, budget = map(int, found.groups())
+    assert budget == BUDGETS_S[path.stem], f"printed budget {budget} s, BUDGETS_S says {BUDGETS_S[path.stem]} s"
+    assert seconds <= budget, f"the committed run took {seconds} s, over its {budget} s budget"
+
+
+def test_readme_budgets_are_the_package_table():
+    from vlmlearn.results import BUDGETS_S
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| \[(\d\d_\w+)\]\(notebooks/.*\| (\d+) s \|$", readme, re.M))
+    assert {k: int(v) for k, v in rows.items()} == BUDGETS_S, "README's CPU budget column must equal BUDGETS_S"
 
 
 CITATION = re.compile(r"et al\.|arXiv|\b(19|20)\d{2}\b")  # a literature figure names its source

@@ -75,3 +75,56 @@ def test_profile_splits_a_cells_time_by_kind_of_work(tmp_path, monkeypatch):
     assert sum(split.values()) <= rows[1]["seconds"] + 1e-3  # each second counted once
     text = profile_notebook.table("nb", rows, 1.0, top=1)
     assert "| 1 |" in text and "training steps" in text
+
+
+def test_staleness_names_the_change_and_the_command(tmp_path, monkeypatch):
+    package = tmp_path / "vlmlearn"
+    shutil.copytree(ROOT / "vlmlearn", package, ignore=shutil.ignore_patterns("shipped", "__pycache__"))
+    (tmp_path / "benchmarks").mkdir()
+    monkeypatch.setattr(provenance, "PACKAGE", package)
+    script = tmp_path / "benchmarks" / "make.py"
+    script.write_text("from vlmlearn.optim import warmup_cosine\n")
+    record = {"model": "x", **provenance.stamp(script)}
+    assert record["produced_by"] == "benchmarks/make.py" and len(record["fingerprint"]) == 16
+    assert provenance.staleness(record, name="x.json", refresh="make bench NB=03") is None
+    optim = package / "optim.py"
+    optim.write_text(optim.read_text() + "\nCHANGED = 1\n")
+    problem = provenance.staleness(record, name="x.json", refresh="make bench NB=03")
+    assert problem.startswith(f"x.json was produced by code with fingerprint {record['fingerprint']}")
+    assert problem.endswith("re-make it with `make bench NB=03`")
+    assert "no fingerprint" in provenance.staleness({"model": "x"}, name="x.json", refresh="r")
+    script.unlink()
+    assert "no longer exists" in provenance.staleness(record, name="x.json", refresh="r")
+
+
+def test_a_stale_checkpoint_is_loaded_with_a_warning(tmp_path, monkeypatch):
+    import torch
+
+    from vlmlearn import assets
+
+    model = torch.nn.Linear(2, 2)
+    script = ROOT / "benchmarks" / "pretrain_clip.py"
+    record = {"model": "linear", **provenance.stamp(script)}
+    path = assets.save_weights(model, tmp_path / "w.safetensors", record)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assets.read_checkpoint(path, writer="make pretrain")  # fresh: silent
+    record["fingerprint"] = "0" * 16
+    path.with_suffix(".json").write_text(__import__("json").dumps(record))
+    with pytest.warns(UserWarning, match=r"w.json was produced by code with fingerprint 0{16}.*`make pretrain`"):
+        assets.read_checkpoint(path, writer="make pretrain")
+
+
+def test_bench_knows_every_committed_product():
+    """Every benchmark file and shipped checkpoint record is one of benchmarks/bench.py's products, so none can go
+    stale unnoticed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    committed = {str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks" / "results").glob("*.json")}
+    committed |= {str(p.relative_to(ROOT)) for p in (ROOT / "vlmlearn" / "shipped" / "checkpoints").glob("*.json")}
+    assert committed == {p.path for p in bench.PRODUCTS}

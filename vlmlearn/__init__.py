@@ -32,15 +32,20 @@ def device(prefer: str | None = None):
     return get_device(prefer)
 
 
-def run_info() -> str:
-    """One line for the end of a notebook: seconds since `vlmlearn` was imported, the device (with CPU threads
-    or the GPU's name) and the versions of Python and the libraries the course runs on, e.g.
-    "ran in 131 s on cpu (2 threads); Python 3.11.7, torch 2.14.1, ..., vlmlearn 0.1.0"."""
+def run_info(notebook: str | None = None) -> str:
+    """One line for the end of a notebook: seconds since `vlmlearn` was imported (against the notebook's CPU budget,
+    `vlmlearn.results.BUDGETS_S`, when its name is given), the device (with CPU threads or the GPU's name) and the
+    versions of Python and the libraries the course runs on, e.g.
+    "ran in 131 s of its 240 s budget on cpu (2 threads); Python 3.11.7, torch 2.14.1, ..., vlmlearn 0.1.0"."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
+    from .results import BUDGETS_S
+
+    if notebook is not None and notebook not in BUDGETS_S:
+        raise ValueError(f"no budget for {notebook!r}; the notebooks with one: {sorted(BUDGETS_S)}")
     dev = device()
     where = (f"{dev.type} ({torch.get_num_threads()} threads)" if dev.type == "cpu"
              else f"{dev.type} ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else dev.type)
@@ -50,5 +55,6 @@ def run_info() -> str:
             versions.append(f"{name} {version(name)}")
         except PackageNotFoundError:
             versions.append(f"{name} not installed")
-    return (f"ran in {time.perf_counter() - _IMPORTED_AT:.0f} s on {where}; " + ", ".join(versions)
+    budget = "" if notebook is None else f" of its {BUDGETS_S[notebook]} s budget"
+    return (f"ran in {time.perf_counter() - _IMPORTED_AT:.0f} s{budget} on {where}; " + ", ".join(versions)
             + f", vlmlearn {__version__}")

@@ -16,6 +16,7 @@ reaches into the repository checkout.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,7 +70,10 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 def read_checkpoint(path: str | Path, *, writer: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(state dict, record) of a checkpoint: the safetensors weights at `path` and the JSON record beside them.
     A missing file raises a FileNotFoundError that names `writer`, the command that writes both; a record
-    without the "model" entry every checkpoint carries raises a ValueError."""
+    without the "model" entry every checkpoint carries raises a ValueError. A record stamped by the course's scripts
+    (`vlmlearn.provenance.stamp`) is checked, inside a course checkout, against the code that now produces it: a stale
+    one is loaded with a warning that names the command re-making it (an installed package has no producers to
+    check)."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -81,4 +85,10 @@ def read_checkpoint(path: str | Path, *, writer: str) -> tuple[dict[str, torch.T
     if "model" not in record:
         raise ValueError(f"{meta} is not a vlmlearn checkpoint record: expected a 'model' entry naming the model, "
                          f"found the keys {sorted(record)}")
+    if "produced_by" in record:  # a course checkpoint: say so when the code that made it has changed since
+        from .provenance import staleness
+
+        problem = staleness(record, name=str(meta), refresh=writer)
+        if problem is not None:
+            warnings.warn(problem, stacklevel=2)
     return load_file(str(path)), record

@@ -54,8 +54,8 @@ def grid_table(bench: dict, task: str) -> str:
 
 
 def verdicts(bench: dict, task: str, *, baseline: str) -> list[str]:
-    """For each label count: the best method by mean, whether it beats the runner-up and `baseline`
-    at every seed or by more than two standard deviations (`results.ordering`), or is within noise."""
+    """For each label count: the best method by mean, and whether it beats the runner-up and `baseline` (the paired
+    95 % interval of the difference excludes 0, `results.ordering`) or is within noise."""
     table = grid(bench, task)
     columns = list(dict.fromkeys(labels for row in table.values() for labels in row))
     lines = []

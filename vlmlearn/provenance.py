@@ -118,3 +118,45 @@ def machine() -> str:
         pass
     return (f"{model} ({platform.machine()}), {os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), numpy {numpy.__version__}")
+
+
+def commit() -> str:
+    """The git commit the course checkout is at ("<sha>+dirty" when tracked files differ from it), or "unknown" outside
+    a git checkout."""
+    import subprocess
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def stamp(produced_by: str | Path) -> dict:
+    """What a benchmark file or checkpoint record carries about its making: {"produced_by": the notebook or script,
+    relative to the course checkout when inside it, "fingerprint", "commit", "machine"}."""
+    path = Path(produced_by).resolve()
+    root = PACKAGE.parent
+    kind = {"notebook": path} if path.suffix == ".ipynb" else {"script": path}
+    return {"produced_by": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
+            "fingerprint": code_fingerprint(**kind), "commit": commit(), "machine": machine()}
+
+
+def staleness(record: dict, *, name: str, refresh: str) -> str | None:
+    """None when `record` (a benchmark file's or checkpoint's JSON, called `name` in messages) carries the fingerprint
+    of the code that now produces it, or when vlmlearn is installed outside a course checkout (nothing to compare
+    with); otherwise why not, ending with `refresh`, the command that re-makes it."""
+    if not (PACKAGE.parent / "benchmarks").is_dir():
+        return None
+    if "fingerprint" not in record or "produced_by" not in record:
+        return f"{name} names no fingerprint of the code that produced it; re-make it with `{refresh}`"
+    source = PACKAGE.parent / record["produced_by"]
+    if not source.is_file():
+        return f"{name} was produced by {record['produced_by']}, which no longer exists; re-make it with `{refresh}`"
+    now = code_fingerprint(**({"notebook": source} if source.suffix == ".ipynb" else {"script": source}))
+    if now != record["fingerprint"]:
+        return (f"{name} was produced by code with fingerprint {record['fingerprint']}; {record['produced_by']} and "
+                f"the vlmlearn modules it imports now give {now}: re-make it with `{refresh}`")
+    return None
