@@ -121,14 +121,16 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The git commit the course checkout is at ("<sha>+dirty" when tracked files differ from it), or "unknown" outside
-    a git checkout."""
+    """The git commit the course checkout is at ("<sha>+dirty" when tracked files other than the products themselves,
+    benchmarks/results/ and the shipped checkpoints, differ from it), or "unknown" outside a git checkout."""
     import subprocess
 
+    root = PACKAGE.parent
+    products = [":(exclude)benchmarks/results", ":(exclude)vlmlearn/shipped/checkpoints"]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE,
-                               capture_output=True, text=True, check=True)
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *products],
+                               cwd=root, capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
