@@ -54,6 +54,13 @@ PRODUCTS = [
 ]
 
 
+# Made before the fingerprint contract and not yet re-made under it (each takes 4 to 40 minutes on 2 cores); listed so
+# that tests/test_provenance.py holds every other product to its fingerprint, and fails once one of these is re-made
+# without being taken off this list.
+PENDING = {"benchmarks/results/03_mae_variants.json", "benchmarks/results/09_label_efficiency.json",
+           "benchmarks/results/10_throughput_vs_open_clip.json"}
+
+
 def why_stale(product: Product) -> str | None:
     """None when the product is fresh, else the reason (`vlmlearn.provenance.staleness`)."""
     from vlmlearn.provenance import staleness
