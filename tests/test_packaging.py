@@ -8,6 +8,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: tomli, the same parser, which pytest itself needs there
     import tomli as tomllib
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,3 +38,29 @@ def test_ci_calls_make_test_and_readme_documents_it():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make course" in readme and "make test" in readme
+
+
+def test_notebook_tools_are_the_lab_extra_and_make_install_keeps_them():
+    """jupyterlab and papermill are heavy for someone who only imports the helpers: they come with the [lab] extra,
+    and dev (make install) repeats every [lab] requirement as written, so the course checkout still gets them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    runtime = {_name(r) for r in project["dependencies"]}
+    assert {_name(r) for r in extras["lab"]} == {"jupyterlab", "papermill", "nbformat", "ipykernel"}
+    assert not runtime & {"jupyterlab", "papermill", "nbformat", "ipykernel"}, runtime
+    assert set(extras["lab"]) <= set(extras["dev"]), "dev must repeat [lab] as written"
+
+
+def test_course_without_papermill_names_the_extra(monkeypatch, tmp_path, capsys):
+    """A plain `pip install vlmlearn` has no papermill: running notebooks says which extra brings it (once, not as a
+    failure per notebook), and the results table still prints."""
+    from vlmlearn import course
+
+    monkeypatch.setitem(sys.modules, "papermill", None)  # `import papermill` now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'vlmlearn\[lab\]'"):
+        course.execute_notebook(tmp_path / "00_x.ipynb", tmp_path / "out.ipynb")
+    (tmp_path / "00_x.ipynb").write_text("{}")
+    with pytest.raises(ImportError, match=r"\[lab\] extra"):
+        course.run_notebooks([], tmp_path, tmp_path / "out", None)
+    monkeypatch.setenv("VLMLEARN_RESULTS_DIR", str(tmp_path / "results"))
+    assert course.main(["--table"]) == 0
