@@ -64,3 +64,38 @@ def test_course_without_papermill_names_the_extra(monkeypatch, tmp_path, capsys)
         course.run_notebooks([], tmp_path, tmp_path / "out", None)
     monkeypatch.setenv("VLMLEARN_RESULTS_DIR", str(tmp_path / "results"))
     assert course.main(["--table"]) == 0
+
+
+def _section(text: str, heading: str) -> str:
+    """The README's section under `## heading`, up to the next `## ` heading."""
+    start = text.index(f"## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_quick_start_is_set_up_only_and_the_benchmarks_have_their_own_section():
+    readme = (ROOT / "README.md").read_text()
+    quick, bench = _section(readme, "Quick start"), _section(readme, "Benchmarks")
+    assert "make install" in quick and "make test" in quick and "Python 3.10 or newer" in quick
+    assert "3.11 or newer for `make site`" in quick, "make site's Python (Sphinx 9) is stated where set-up is"
+    benchmark_commands = ("make bench ", "make pretrain", "make bench-throughput", "make bench-capstone",
+                          "python benchmarks/")
+    for command in benchmark_commands:
+        assert command not in quick and command in bench, command
+    makefile = (ROOT / "Makefile").read_text()
+    assert "sys.version_info < (3, 11)" in makefile and "tools/venv.sh" in makefile
+
+
+def test_readme_pip_extras_exist_and_its_own_environment_snippet_runs(tmp_path, monkeypatch):
+    """Every `[extra]` a README pip command names is declared, and the section's Python block (the shipped files,
+    loaded from another folder) runs as written."""
+    readme = (ROOT / "README.md").read_text()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    named = {e for line in readme.splitlines() if "pip install" in line
+             for group in re.findall(r"\[([\w,]+)\]'", line) for e in group.split(",")}
+    assert named and named <= set(extras), named - set(extras)
+    own = _section(readme, "Use it in your own environment")
+    assert "ipykernel install" in own and "Colab" in own and "vlmlearn/shipped/" in own
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", own, re.S) if "SHIPPED" in b]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(snippet, "README snippet", "exec"), {})
