@@ -6,19 +6,23 @@
 # make profile NB=01  where notebook 01's time goes, cell by cell (benchmarks/results/profile/; no NB: every notebook)
 # make lab     JupyterLab on the course
 # make test-oldest  the unit tests and notebook 00 on Python 3.10 with the lowest versions pyproject.toml allows
-# make site    the course website from the committed notebooks (build/site/index.html), then its checks
+# make site    the course website from the committed notebooks (build/site/index.html), then its checks (Python 3.11+)
 # make test-browser  every explorer moved in JupyterLab in headless Chromium (Debian's chromium; screenshots in build/browser/)
+# make clean   removes build/ and .venv-oldest/, keeps .venv/; make distclean removes .venv/ too
+#
+# Python 3.10 or newer makes .venv (PYTHON=python3.11 to pick one); a .venv without a working pip is made again
+# (tools/venv.sh).
 VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 CELL_TIMEOUT ?= 600
 
-.PHONY: profile lint wheel-test oldest-env site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
+.PHONY: profile lint wheel-test oldest-env oldest-python site-python distclean site test-browser student-notebooks install test unit notebooks course table lab bench bench-capstone bench-throughput clean test-oldest pretrain
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@sh tools/venv.sh $(VENV) $(PYTHON)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
@@ -32,7 +36,14 @@ lint: install
 wheel-test: install
 	$(PY) -m pytest tests/test_wheel.py -m wheel -q
 
+# Sphinx 9 (the site extra) needs Python 3.11 or newer
+site-python: $(VENV)/.installed
+	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make site and make test-browser need" \
+		"Python 3.11 or newer (Sphinx 9); $(VENV) runs $$($(PY) --version 2>&1): rm -rf $(VENV), then make site" \
+		"PYTHON=python3.11" >&2; exit 1; }
+
 $(VENV)/.site-installed: pyproject.toml $(VENV)/.installed
+	@$(MAKE) --no-print-directory site-python VENV=$(VENV) PYTHON=$(PYTHON)
 	$(PY) -m pip install -e '.[dev,site,browser]'
 	touch $@
 
@@ -43,9 +54,11 @@ site: $(VENV)/.site-installed
 	$(PY) -m pytest tests/test_site.py -m site -q
 	@echo "the course site: build/site/index.html"
 
-CHROMIUM ?= /usr/bin/chromium
+# found as tests/test_browser.py finds it: $CHROMIUM, else `chromium` on the PATH, else Debian's /usr/bin/chromium
+CHROMIUM ?= $(shell command -v chromium 2>/dev/null || echo /usr/bin/chromium)
 test-browser: $(VENV)/.site-installed
-	@test -x $(CHROMIUM) || { echo "no Chromium at $(CHROMIUM): apt-get install chromium (Debian), or set CHROMIUM"; exit 1; }
+	@test -x "$(CHROMIUM)" || { echo "no Chromium at $(CHROMIUM): apt-get install chromium (Debian), or set" \
+		"CHROMIUM=/path/to/chromium" >&2; exit 1; }
 	CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/test_browser.py -m browser -q
 
 unit: install
@@ -65,15 +78,25 @@ table: install
 	$(PY) -m vlmlearn.course --table
 
 # The declared floors are the tested ones: Python 3.10 and every direct dependency at its lowest allowed version
-# (uv's lowest-direct resolution), in a separate environment. OLDEST_PYTHON is a Python 3.10 interpreter.
+# (uv's lowest-direct resolution), in a separate environment. OLDEST_PYTHON is a Python 3.10 interpreter: pyenv's,
+# else python3.10 on the PATH, else /usr/bin/python3.10.
 OLDEST_VENV   ?= .venv-oldest
-OLDEST_PYTHON ?= $(shell pyenv prefix 3.10 2>/dev/null || echo /usr)/bin/python3.10
+OLDEST_PYTHON ?= $(shell pyenv prefix 3.10 2>/dev/null | sed 's|$$|/bin/python3.10|' | grep . || \
+                   command -v python3.10 2>/dev/null || echo /usr/bin/python3.10)
 UV            := $(VENV)/bin/uv
 
 $(UV): $(VENV)/.installed
 	$(PY) -m pip install 'uv>=0.5'
 
-oldest-env: $(UV)
+# checked first, before anything is installed
+oldest-python:
+	@"$(OLDEST_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null || { \
+		echo "make test-oldest needs a Python 3.10 interpreter; OLDEST_PYTHON=$(OLDEST_PYTHON) gives:" \
+			"$$("$(OLDEST_PYTHON)" --version 2>&1 || echo nothing)." >&2; \
+		echo "Get one (pyenv install 3.10, apt-get install python3.10, or uv: .venv/bin/uv python install 3.10)" \
+			"and point at it: make test-oldest OLDEST_PYTHON=/path/to/python3.10" >&2; exit 1; }
+
+oldest-env: oldest-python $(UV)
 	$(UV) venv --allow-existing --no-python-downloads --python $(OLDEST_PYTHON) $(OLDEST_VENV)
 	$(UV) pip install --python $(OLDEST_VENV)/bin/python --resolution lowest-direct -e '.[dev]'
 
@@ -107,5 +130,9 @@ bench-throughput: install
 bench: install
 	$(PY) benchmarks/bench.py $(NB)
 
+# the build outputs and the oldest-versions environment; .venv/ stays (it takes minutes to make again)
 clean:
 	rm -rf build $(OLDEST_VENV)
+
+distclean: clean
+	rm -rf $(VENV)

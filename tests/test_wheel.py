@@ -74,6 +74,18 @@ def test_the_wheel_holds_the_package_and_its_shipped_files_only(wheel):
     assert modules <= set(names), f"modules missing from the wheel: {sorted(modules - set(names))}"
 
 
+def test_the_wheel_asks_for_jupyterlab_and_papermill_only_with_the_lab_extra(wheel):
+    """`pip install vlmlearn` brings the helpers; `pip install 'vlmlearn[lab]'` adds JupyterLab and papermill."""
+    archive = zipfile.ZipFile(wheel)
+    metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert "Provides-Extra: lab" in metadata
+    for name in ("jupyterlab", "papermill"):
+        mine = [r for r in requires if r.startswith(name)]
+        assert mine and all('extra == "lab"' in r or 'extra == "dev"' in r for r in mine), mine
+    assert any(r.startswith("torch>=") and "extra" not in r for r in requires)
+
+
 def test_the_installed_wheel_loads_the_checkpoints_and_samples_from_another_folder(wheel, tmp_path):
     installed, elsewhere = tmp_path / "installed", tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -5,7 +5,8 @@
     python -m vlmlearn.course --table         # just print the table from build/results
 
 Executed copies go to build/notebooks/, results to build/results/ (see vlmlearn.results). `execute_notebook`
-is the one place that drives papermill (`benchmarks/notebook_seeds.py` runs each seed through it).
+is the one place that drives papermill (`benchmarks/notebook_seeds.py` runs each seed through it). papermill comes
+with the `[lab]` extra (and `make install`), not with a plain `pip install vlmlearn`: `--table` runs without it.
 """
 from __future__ import annotations
 
@@ -20,13 +21,24 @@ from .results import load_results, results_table
 def execute_notebook(path: Path, out: Path, *, parameters: dict | None = None) -> None:
     """Run the notebook at `path` headless through papermill, in its own folder, with its parameters cell
     overridden by `parameters` (e.g. {"SEED": 1}), and write the executed copy to `out`. Raises what a cell raised."""
-    import papermill
-
+    papermill = require_papermill()
     papermill.execute_notebook(str(path), str(out), parameters=parameters or {}, cwd=str(path.parent),
                                progress_bar=False, kernel_name="python3")
 
 
+def require_papermill():
+    """The papermill module, or an ImportError that names the extra that installs it."""
+    try:
+        import papermill
+    except ImportError as error:
+        raise ImportError("running notebooks headless needs papermill, which vlmlearn's [lab] extra installs: "
+                          "pip install 'vlmlearn[lab]' (in a clone: pip install -e '.[lab]'; make install has it)"
+                          ) from error
+    return papermill
+
+
 def run_notebooks(names: list[str], notebooks: Path, out: Path, seed: int | None) -> list[tuple[str, float, str]]:
+    require_papermill()  # before the loop, which reports each notebook's failure and goes on
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted(notebooks.glob("[0-9][0-9]_*.ipynb"))
     if names:
