@@ -217,7 +217,7 @@ def test_eval_retrieval_matches_the_in_memory_evaluation(files, tmp_path):
     expected = retrieval_recall(sim, torch.arange(len(test)), ks=(1, 5, 10))
     assert {k: out[k] for k in expected} == pytest.approx(expected, abs=1e-6)
     assert out["images"] == 64 and out["captions"] == 64 and out["t2i_r10"] > 10 / 64
-    assert json.loads((tmp_path / "scores.json").read_text())["i2t_r1"] == out["i2t_r1"]
+    assert json.loads((tmp_path / "scores.json").read_text())["metrics"]["text_retrieval_recall@1"] == out["i2t_r1"]
 
 
 def test_eval_retrieval_on_an_open_clip_model_from_a_local_file(files, tmp_path):
