@@ -57,7 +57,6 @@ LAYERS = {
     "vlmlearn.gvlm": 4,
     "vlmlearn.gvlm_eval": 4,
     "vlmlearn.clip_models": 5,
-    "vlmlearn.clip_finetune": 5,
     "vlmlearn.label_efficiency": 5,
     "vlmlearn.label_efficiency_report": 5,
     "vlmlearn.widgets": 6,
