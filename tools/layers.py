@@ -54,8 +54,6 @@ LAYERS = {
     "vlmlearn.generative": 4,
     "vlmlearn.vqa": 4,
     "vlmlearn.capfilt": 4,
-    "vlmlearn.gvlm": 4,
-    "vlmlearn.gvlm_eval": 4,
     "vlmlearn.clip_models": 5,
     "vlmlearn.label_efficiency": 5,
     "vlmlearn.label_efficiency_report": 5,
