@@ -97,22 +97,20 @@ def test_staleness_names_the_change_and_the_command(tmp_path, monkeypatch):
     assert "no longer exists" in provenance.staleness(record, name="x.json", refresh="r")
 
 
-def test_a_stale_checkpoint_is_loaded_with_a_warning(tmp_path, monkeypatch):
+def test_a_stale_checkpoint_is_loaded_with_a_warning(tmp_path):
+    import json
+    import warnings
+
     import torch
 
     from vlmlearn import assets
 
-    model = torch.nn.Linear(2, 2)
-    script = ROOT / "benchmarks" / "pretrain_clip.py"
-    record = {"model": "linear", **provenance.stamp(script)}
-    path = assets.save_weights(model, tmp_path / "w.safetensors", record)
-    import warnings
-
+    record = {"model": "linear", **provenance.stamp(ROOT / "benchmarks" / "pretrain_clip.py")}
+    path = assets.save_weights(torch.nn.Linear(2, 2), tmp_path / "w.safetensors", record)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assets.read_checkpoint(path, writer="make pretrain")  # fresh: silent
-    record["fingerprint"] = "0" * 16
-    path.with_suffix(".json").write_text(__import__("json").dumps(record))
+    path.with_suffix(".json").write_text(json.dumps({**record, "fingerprint": "0" * 16}))
     with pytest.warns(UserWarning, match=r"w.json was produced by code with fingerprint 0{16}.*`make pretrain`"):
         assets.read_checkpoint(path, writer="make pretrain")
 
