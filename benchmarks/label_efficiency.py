@@ -1,6 +1,6 @@
 """Notebook 09's grid: which way of using unlabeled data, for how many labels (make bench-capstone).
 
-    python benchmarks/label_efficiency.py                     # the full grid, three seeds (about 50 minutes on 2 cores)
+    python benchmarks/label_efficiency.py                     # the full grid, five seeds (about 35 minutes on 2 cores)
     python benchmarks/label_efficiency.py --steps-scale 0.02 --seeds 0 --out build/le_test   # a smoke run
 
 One controlled experiment per task, run by `vlmlearn.label_efficiency` (the methods, data and

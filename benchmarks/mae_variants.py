@@ -1,11 +1,11 @@
 """What each lever of notebook 03's MAE buys: pretraining length, mask ratio, patch size, decoder depth.
 
-    python benchmarks/mae_variants.py          # about 20 minutes on 2 cores
+    python benchmarks/mae_variants.py          # about 45 minutes on 2 cores
 
 Each variant is pretrained by `vlmlearn.mae.pretrain_mae` (world seed 0's unlabeled images, seed 0,
 the shipped checkpoint's recipe with one thing changed), then fine-tuned as the notebook does: 50
 labeled images per shape with the recipe chosen on val (03_finetune_recipe.json), 200 steps, at
-seeds 0, 1, 2 (the seed draws the labeled images and the fine-tuning batches, as the notebook's SEED
+seeds 0-4 (the seed draws the labeled images and the fine-tuning batches, as the notebook's SEED
 does). The shipped 12,000-step checkpoint and the random initialisation (scratch) are rows too, so
 the table reads against the notebook's headline. Writes benchmarks/results/03_mae_variants.json
 with val and test accuracy per seed; notebook 03 prints it as a table.
@@ -18,17 +18,16 @@ import torch
 from vlmlearn.data import SHAPES, ShapesWorld, first_per_class
 from vlmlearn.eval import accuracy
 from vlmlearn.mae import (
-    MAE_FINETUNE_RECIPE,
     SHAPES_MAE_CONFIG,
     MaskedAutoencoder,
     finetune_mae,
     load_pretrained_mae,
     pretrain_mae,
 )
-from vlmlearn.results import write_record
+from vlmlearn.results import load_benchmark, write_record
 from vlmlearn.runtime import set_seed
 
-SEEDS, LABELS_PER_CLASS, FINETUNE_STEPS = (0, 1, 2), 50, 200
+SEEDS, LABELS_PER_CLASS, FINETUNE_STEPS = (0, 1, 2, 3, 4), 50, 200
 # (name, pretraining steps, changes to SHAPES_MAE_CONFIG); None steps: the shipped checkpoint, 0: no pretraining
 VARIANTS = [
     ("scratch (no pretraining)", 0, {}),
@@ -60,7 +59,7 @@ def finetune_scores(encoder, seed: int, recipe: dict) -> tuple[float, float]:
 
 def main() -> None:
     torch.set_num_threads(2)
-    recipe = MAE_FINETUNE_RECIPE
+    recipe = load_benchmark("03_finetune_recipe")["chosen"]  # chosen on val; make it first (bench.py's order)
     unlabeled = ShapesWorld(seed=0, image_size=32).images(50_000).images
     rows, t0 = [], time.perf_counter()
     for name, steps, changes in VARIANTS:

@@ -57,6 +57,7 @@ from .semi import (
     semi_batches,
     supervised_step,
 )
+from .results import load_benchmark
 from .train import minibatches, train
 
 DIGIT_LABELS = (1, 2, 5, 10, "all")
@@ -197,10 +198,13 @@ def head_from_probe(features: torch.Tensor, labels: torch.Tensor, classes: int) 
 
 def load_pretrained(device: torch.device | str = "cpu") -> dict:
     """The shipped checkpoints the shapes methods start from (notebook 01's CLIP, notebook 03's MAE)
-    and notebook 03's fine-tuning recipe: {"clip", "tok", "mae", "mae_recipe"}."""
+    and notebook 03's fine-tuning recipe: {"clip", "tok", "mae", "mae_recipe"}. The recipe is the one
+    `benchmarks/mae_finetune_recipe.py` chose on validation (benchmarks/results/03_finetune_recipe.json, as
+    notebook 03 reads it); outside a course checkout, `finetune_mae`'s defaults (`MAE_FINETUNE_RECIPE`)."""
     clip, tok, _ = load_pretrained_clip()
+    chosen = load_benchmark("03_finetune_recipe")
     return {"clip": clip.to(device), "tok": tok, "mae": load_pretrained_mae()[0].to(device),
-            "mae_recipe": dict(MAE_FINETUNE_RECIPE)}
+            "mae_recipe": dict(chosen["chosen"] if chosen else MAE_FINETUNE_RECIPE)}
 
 
 def run_shapes(method: str, labels: int, *, pretrained: dict, seed: int = 0, settings: dict | None = None,
