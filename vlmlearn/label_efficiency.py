@@ -43,6 +43,7 @@ from .eval import confusion_matrix, embed, linear_probe
 from .mae import MAE_FINETUNE_RECIPE, SHAPES_MAE_CONFIG, MaskedAutoencoder, finetune_mae, load_pretrained_mae
 from .models import SmallCNN, digits_cnn
 from .optim import param_groups, warmup_cosine
+from .results import load_benchmark
 from .runtime import set_seed
 from .semi import (
     Ramp,
@@ -57,7 +58,6 @@ from .semi import (
     semi_batches,
     supervised_step,
 )
-from .results import load_benchmark
 from .train import minibatches, train
 
 DIGIT_LABELS = (1, 2, 5, 10, "all")
