@@ -55,6 +55,7 @@ LAYERS = {
     "vlmlearn.vqa": 4,
     "vlmlearn.capfilt": 4,
     "vlmlearn.clip_models": 5,
+    "vlmlearn.clip_finetune": 5,
     "vlmlearn.label_efficiency": 5,
     "vlmlearn.label_efficiency_report": 5,
     "vlmlearn.widgets": 6,
