@@ -44,7 +44,6 @@ def run(tmp_path, *extra, name="run", data=CSV):
 @pytest.fixture(scope="module")
 def locked(tiny, tmp_path_factory):
     """Two epochs from the pretrained checkpoint with the image tower locked, reported to TensorBoard."""
-    pytest.importorskip("tensorboard")
     root = tmp_path_factory.mktemp("locked")
     summary, log = run(root, "--model", str(tiny["config"]), "--pretrained", str(tiny["weights"]), "--lock-image",
                        "--epochs", "2", "--report-to", "tensorboard")

@@ -80,15 +80,26 @@ def _cached_hf_file(repo: str, filename: str | None, what: str) -> Path:
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The weights of an open_clip checkpoint (.pt / .bin / .safetensors, a bare state dict or open_clip_train's
-    {"state_dict": ...} with DistributedDataParallel's "module." prefix), read without running code."""
-    from open_clip.factory import load_state_dict
-
+    {"state_dict": ...} with DistributedDataParallel's "module." prefix), read without running code
+    (`weights_only=True`, or safetensors)."""
+    path = Path(path)
     try:
-        return load_state_dict(str(path), weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a TorchScript archive (OpenAI's original .pt) or not a checkpoint at all
         raise ValueError(f"{path}: cannot read a state dict ({type(e).__name__}: {str(e)[:200]}); expected an "
                          f"open_clip checkpoint or safetensors file (for OpenAI's weights use the tag 'openai', "
                          f"cached from the Hugging Face hub)") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor), found "
+                         f"{type(state).__name__} with keys {list(state)[:5] if isinstance(state, dict) else '-'}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
 
 
 def load_weights_checked(model: nn.Module, weights: dict[str, torch.Tensor], *, source: str, model_name: str) -> None:
