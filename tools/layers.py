@@ -61,6 +61,7 @@ LAYERS = {
     "vlmlearn.widgets": 6,
     "vlmlearn.explorer": 6,
     "vlmlearn.exercises.*": 6,
+    "vlmlearn.checks": 6,
     "vlmlearn.course": 6,
     "vlmlearn.train_clip": 6,
     "vlmlearn.eval_retrieval": 6,
