@@ -102,8 +102,8 @@ def check_logit_scale(model_or_value, *, at_init: bool = True, tol: float = 0.05
         raise ValueError(
             f"logit_scale starts at {s:.3f} (scale {math.exp(s):.1f}, temperature {math.exp(-s):.3f}); CLIP starts at "
             f"ln(1/0.07) = {CLIP_INIT_LOGIT_SCALE:.3f} (scale 14.3, temperature 0.07). Likely cause: the parameter "
-            f"was initialised with the scale or the temperature instead of the log of the scale (transformers #13430: "
-            f"1.0). Fix: nn.Parameter(torch.tensor(math.log(1 / 0.07))).")
+            f"holds a placeholder (transformers #13430: torch.ones([]), a scale of e) or the scale or the temperature "
+            f"where its log belongs. Fix: nn.Parameter(torch.tensor(math.log(1 / 0.07))).")
     return (f"logit_scale {s:.3f}: scale {math.exp(s):.1f}, temperature {math.exp(-s):.3f}"
             + (" (CLIP's start)" if at_init else "") + ", within CLIP's cap of 100")
 
@@ -153,8 +153,8 @@ def check_pseudo_label_mask_rate(mask_rates, *, after: float = 0.5, min_rate: fl
             f"no pseudo-label passes the threshold: mask rate {mean:.3f} over steps {start}-"
             f"{len(rates)}, so the unlabeled images add nothing. Likely cause: confidences the model never reaches "
             f"- a softmax over the batch (dim 0) instead of the classes (dim -1), a threshold in percent (95 for "
-            f"0.95), logits divided by a temperature. Fix: print probs.max(-1).values of one batch; each row of probs "
-            f"must sum to 1 over the classes.")
+            f"0.95), logits divided by a temperature above 1. Fix: print probs.max(-1).values of one batch; each "
+            f"row of probs must sum to 1 over the classes.")
     return f"pseudo-labels pass: mask rate {mean:.3f} after the first {after:.0%} of steps"
 
 
