@@ -47,18 +47,11 @@ PRODUCTS = [
     Product("benchmarks/results/trainer_overhead.json", "00", ("benchmarks/bench_data_and_loop.py",)),
     *map(_seeds, ["01_contrastive_alignment", "02_noisy_web_pairs", "03_masked_image_modeling",
                   "05_generative_unpaired", "06_supervised_finetuning", "07_pseudo_labeling",
-                  "08_consistency_regularization"]),
+                  "08_consistency_regularization", "10_scaling_out"]),
     Product("benchmarks/results/03_mae_variants.json", "03", ("benchmarks/mae_variants.py",)),
     Product("benchmarks/results/09_label_efficiency.json", "09", ("benchmarks/label_efficiency.py",)),
     Product("benchmarks/results/10_throughput_vs_open_clip.json", "10", ("benchmarks/throughput_vs_open_clip.py",)),
 ]
-
-
-# Made before the fingerprint contract and not yet re-made under it (each takes 4 to 40 minutes on 2 cores); listed so
-# that tests/test_provenance.py holds every other product to its fingerprint, and fails once one of these is re-made
-# without being taken off this list.
-PENDING = {"benchmarks/results/03_mae_variants.json", "benchmarks/results/09_label_efficiency.json",
-           "benchmarks/results/10_throughput_vs_open_clip.json"}
 
 
 def why_stale(product: Product) -> str | None:

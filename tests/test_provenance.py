@@ -136,11 +136,6 @@ def test_bench_knows_every_committed_product():
 @pytest.mark.parametrize("product", _bench().PRODUCTS, ids=lambda p: p.path.split("/")[-1])
 def test_committed_product_matches_the_code_that_makes_it(product):
     """A committed benchmark file or shipped checkpoint carries the fingerprint of the code that now produces it; the
-    failure names the file and the command that re-makes it (benchmarks/bench.py). The few listed as PENDING are made
-    under the old contract and must still be stale (take them off the list when re-made)."""
-    bench = _bench()
-    reason = bench.why_stale(product)
-    if product.path in bench.PENDING:
-        assert reason is not None, f"{product.path} is fresh now: take it off benchmarks/bench.py's PENDING"
-    else:
-        assert reason is None, reason
+    failure names the file and the command that re-makes it (benchmarks/bench.py)."""
+    reason = _bench().why_stale(product)
+    assert reason is None, reason
