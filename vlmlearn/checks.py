@@ -150,11 +150,11 @@ def check_pseudo_label_mask_rate(mask_rates, *, after: float = 0.5, min_rate: fl
     mean, start = sum(late) / len(late), len(rates) - len(late) + 1
     if mean < min_rate:
         raise ValueError(
-            f"no pseudo-label passes the threshold: mask rate {mean:.3f} over steps {start}-"
-            f"{len(rates)}, so the unlabeled images add nothing. Likely cause: confidences the model never reaches "
-            f"- a softmax over the batch (dim 0) instead of the classes (dim -1), a threshold in percent (95 for "
-            f"0.95), logits divided by a temperature above 1. Fix: print probs.max(-1).values of one batch; each "
-            f"row of probs must sum to 1 over the classes.")
+            f"(almost) no pseudo-label passes the threshold: mask rate {mean:.3f} over steps {start}-"
+            f"{len(rates)}, so the unlabeled images add (almost) nothing. Likely cause: confidences the model never "
+            f"reaches - a softmax over the batch (dim 0) instead of the classes (dim -1), a threshold in percent "
+            f"(95 for 0.95), logits divided by a temperature above 1. Fix: print probs.max(-1).values of one batch; "
+            f"each row of probs must sum to 1 over the classes.")
     return f"pseudo-labels pass: mask rate {mean:.3f} after the first {after:.0%} of steps"
 
 
