@@ -1,6 +1,7 @@
 """The course site `make site` built (build/site): a page for every committed and student notebook, in course
 order, README as the landing page, the API reference, and no internal link or anchor that goes nowhere.
 Selected with -m site (make site runs it after the build); the default run leaves it out."""
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -94,3 +95,16 @@ def test_the_architecture_page_draws_the_layers_and_lists_every_module(pages):
                      for p in (ROOT / "vlmlearn").rglob("*.py") if "__pycache__" not in p.parts)
     missing = [name for name in modules if f">{name}<" not in page]  # each in a table row, as inline code
     assert not missing, f"modules not on the architecture page: {missing}"
+
+
+def test_notebook_pages_show_their_diagrams(pages):
+    """Every figure a notebook or its student copy shows (tools/draw_diagrams.py) is copied into the site and shown
+    on its page."""
+    image = re.compile(r"!\[[^\]]*\]\(([^)\s]+)")
+    for nb in NOTEBOOKS + STUDENT:
+        cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+        shown = [Path(t).name for c in cells if c["cell_type"] == "markdown"
+                 for t in image.findall("".join(c["source"])) if not re.match(r"[a-zA-Z][\w+.-]*:", t)]
+        html = (SITE / nb.relative_to(ROOT).with_suffix(".html")).read_text(encoding="utf-8")
+        for name in shown:
+            assert f"_images/{name}" in html and (SITE / "_images" / name).is_file(), f"{nb.name}: {name} not shown"

@@ -9,10 +9,12 @@ Tags in the full notebooks (notebooks/NN_*.ipynb, the executed reading copies):
     check      the check, and the switch to the learner's function once it passes (kept)
     solution   the answer: code or markdown (left out)
 Everything else is kept as it is; every output and execution count is cleared and widget state dropped, so the
-learner runs the notebook from the top and sees their own results.
+learner runs the notebook from the top and sees their own results. The copies live one folder down, so a markdown
+image with a relative path (`![...](figures/x.svg)`, tools/draw_diagrams.py) is pointed one folder up.
 """
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -23,8 +25,17 @@ NOTEBOOKS = ROOT / "notebooks"
 STUDENT = NOTEBOOKS / "exercises"
 
 
+# a markdown image whose target is a relative path: not a URL (scheme:), an absolute path or an anchor
+RELATIVE_IMAGE = re.compile(r"(!\[[^\]]*\]\()(?![a-zA-Z][\w+.-]*:|/|#)([^)\s]+)")
+
+
 def tags(cell) -> list[str]:
     return cell.metadata.get("tags", [])
+
+
+def one_folder_down(markdown: str) -> str:
+    """Relative image paths of a notebook in notebooks/, as seen from notebooks/exercises/."""
+    return RELATIVE_IMAGE.sub(lambda m: m.group(1) + "../" + m.group(2), markdown)
 
 
 def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -36,6 +47,8 @@ def student_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             raise ValueError("an exercise cell must raise NotImplementedError until the learner fills it in:\n"
                              f"{cell.source[:200]}")
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "markdown":
+            cell.source = one_folder_down(cell.source)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     out.metadata.pop("widgets", None)
