@@ -112,10 +112,11 @@ student-notebooks: install
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
-# the shipped checkpoints: notebook 01's CLIP (~1 min) and notebook 03's MAE (~11 min), vlmlearn/shipped/checkpoints/ (package data)
+# the shipped checkpoints: notebook 01's CLIP (~1 min), 03's MAE (~11 min) and 05's painter (~15 min), vlmlearn/shipped/checkpoints/ (package data)
 pretrain: install
 	$(PY) benchmarks/pretrain_clip.py
 	$(PY) benchmarks/pretrain_mae.py
+	$(PY) benchmarks/pretrain_painter.py
 
 # notebook 09's grid (benchmarks/results/09_label_efficiency.json)
 bench-capstone: install

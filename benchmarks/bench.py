@@ -44,6 +44,7 @@ PRODUCTS = [
     Product("vlmlearn/shipped/checkpoints/clip_shapes.json", "01", ("benchmarks/pretrain_clip.py",)),
     Product("vlmlearn/shipped/checkpoints/mae_shapes.json", "03", ("benchmarks/pretrain_mae.py",)),
     Product("benchmarks/results/03_finetune_recipe.json", "03", ("benchmarks/mae_finetune_recipe.py",)),  # 03 reads it
+    Product("vlmlearn/shipped/checkpoints/painter_shapes.json", "05", ("benchmarks/pretrain_painter.py",)),
     Product("benchmarks/results/trainer_overhead.json", "00", ("benchmarks/bench_data_and_loop.py",)),
     *map(_seeds, ["01_contrastive_alignment", "02_noisy_web_pairs", "03_masked_image_modeling",
                   "05_generative_unpaired", "06_supervised_finetuning", "07_pseudo_labeling",

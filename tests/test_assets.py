@@ -12,14 +12,14 @@ def test_shipped_files_live_in_the_package():
 
     package = assets.SHIPPED.parent
     assert package == __import__("pathlib").Path(vlmlearn.__file__).resolve().parent
-    for name in ("clip_shapes", "mae_shapes"):
+    for name in ("clip_shapes", "mae_shapes", "painter_shapes"):
         path = assets.checkpoint(name)
         assert path.is_file() and path.with_suffix(".json").is_file(), path
     assert (assets.SHIPPED / "samples" / "coco" / "captions.json").is_file()
 
 
 def test_every_shipped_checkpoint_has_one_record_format():
-    for name in ("clip_shapes", "mae_shapes"):
+    for name in ("clip_shapes", "mae_shapes", "painter_shapes"):
         weights, record = assets.read_checkpoint(assets.checkpoint(name), writer="make pretrain")
         assert {"model", "config"} <= set(record) and weights
 

@@ -1,6 +1,6 @@
 """Every numbered notebook is framed: learning objectives and a time estimate (from the budget table) right after the
 title, and at the end a summary (what you saw, what it means, what the papers found at scale) and self-check
-questions whose answers the student copy leaves out. Notebook 05 is being rewritten and is framed with it."""
+questions whose answers the student copy leaves out."""
 import importlib.util
 import math
 import re
@@ -12,7 +12,7 @@ import pytest
 from vlmlearn.results import BUDGETS_S
 
 ROOT = Path(__file__).resolve().parents[1]
-FRAMED = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) if not p.name.startswith("05_")]
+FRAMED = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 spec = importlib.util.spec_from_file_location("make_student_notebooks", ROOT / "tools" / "make_student_notebooks.py")
 tool = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(tool)

@@ -596,51 +596,83 @@ def fusion() -> Svg:
 
 # ---------------------------------------------------------------------------------------------- 05: the loop
 def caption_paint() -> Svg:
-    """Notebook 05 (drawn, not shown there yet): captioner -> synthetic captions -> painter, the cycle."""
+    """Notebook 05: captioner -> synthetic captions -> the pixel-MSE painter; the shipped palette painter (its
+    config read from its record); the readers that judge every painting; the cycle."""
     from vlmlearn.data import WordTokenizer, caption_vocabulary
     from vlmlearn.generative import Captioner, CaptionToImage
+    from vlmlearn.painter import SHAPES_PAINTER_CHECKPOINT, Painter, fit_reader
 
     tok = WordTokenizer(caption_vocabulary(), context_length=20)
-    cap = Captioner(vocab_size=tok.vocab_size)
-    paint = CaptionToImage(vocab_size=tok.vocab_size)
-    memory = cap.image_pos.shape[0]
-    side = round(memory ** 0.5)
+    p = parameters("05")
+    cap = Captioner(vocab_size=tok.vocab_size, **literal_kwargs("05", "Captioner"))
+    mse = CaptionToImage(vocab_size=tok.vocab_size, **literal_kwargs("05", "CaptionToImage"))
+    record = json.loads(SHAPES_PAINTER_CHECKPOINT.with_suffix(".json").read_text())
+    shipped = Painter(**record["config"])
+    side = round(cap.image_pos.shape[0] ** 0.5)
     c_layers, c_width = len(cap.decoder.layers), cap.token_embed.embedding_dim
-    p_layers, p_width, _ = blocks_shape(paint.text.blocks)
-    start = paint.image_size // 8
-    ups = sum(1 for m in paint.decoder if type(m).__name__ == "ConvTranspose2d")
+    m_layers, m_width, _ = blocks_shape(mse.text.blocks)
+    s_layers, s_width, _ = blocks_shape(shipped.text.blocks)
+    start = mse.image_size // 8
+    ups = sum(1 for m in mse.decoder if type(m).__name__ == "ConvTranspose2d")
+    widths = sorted(set(shipped.channels))
+    channels = f"{widths[0]} channels" if len(widths) == 1 else "channels " + "/".join(map(str, shipped.channels))
+    blocks = (f"{count(len(shipped.blocks), 'FiLM block')}, {channels}" if shipped.film else
+              f"{count(len(shipped.blocks), 'conv block')}, {channels} (caption at the 4 × 4 map only)")
+    colours = shipped.head.out_channels - 1
+    (n_real,), _ = next((a, kw) for a, kw in calls("05", "labeled") if "split" not in kw)
+    reader_steps = inspect.signature(fit_reader).parameters["steps"].default
 
-    svg = Svg(1000, 400, "Captions for unpaired images, and images from captions",
-              "A captioner trained on the few pairs writes a caption for every unpaired image; a painter is trained "
-              "on the pairs plus those synthetic pairs, and paints from any caption: image -> caption -> image.")
-    svg.heading("Image → caption → image: putting unpaired images to work",
-                "vlmlearn.generative.Captioner and CaptionToImage at their defaults")
-    pairs = svg.box(20, 80, 170, 56, ["**the few pairs", "image + true caption"], color=TARGET)
-    unpaired = svg.box(20, 205, 170, 56, ["**unpaired images", "no caption at all"], color=IMAGE)
-    captioner = svg.box(250, 140, 250, 110, ["**captioner (Captioner)",
-                                             f"CNN → {side} × {side} grid of image vectors",
+    svg = Svg(1000, 500, "Captions for unpaired images, images from captions, and the readers that judge them",
+              "A captioner trained on the few pairs writes a caption for every unpaired image; the pixel-MSE painter "
+              "trains on the pairs plus those synthetic pairs; the shipped palette painter with FiLM was trained on "
+              "true pairs; a colour reader and an attribute reader judge every painting; captions of test images are "
+              "painted again: image -> caption -> image.")
+    svg.heading("Image → caption → image: putting unpaired images to work, and judging the paintings",
+                "vlmlearn.generative.Captioner and CaptionToImage built as notebook 05 builds them; "
+                "vlmlearn.painter.Painter as its shipped record says")
+    pairs = svg.box(20, 75, 170, 56, [f"**the {p['N_PAIRS']:,} pairs", "image + true caption"], color=TARGET)
+    unpaired = svg.box(20, 195, 170, 56, [f"**{p['N_UNPAIRED']:,} unpaired images", "no caption at all"],
+                       color=IMAGE)
+    captioner = svg.box(230, 110, 230, 120, ["**captioner (Captioner)", f"CNN → {side} × {side} grid of image vectors",
                                              f"decoder: {count(c_layers, 'layer')}, width {c_width},",
-                                             "causal self-attention +", "cross-attention to the grid"], color=IMAGE)
-    svg.arrow(pairs.right, (captioner.x + 60, pairs.cy), (captioner.x + 60, captioner.y), color=TARGET[1])
-    svg.text(captioner.x + 66, pairs.cy - 8, "trains (teacher forcing)", size=11, anchor="start", fill=TARGET[1])
+                                             "cross-attention to the grid",
+                                             f"{p['CAPTION_STEPS']:,} steps on the pairs"], color=IMAGE)
+    svg.arrow(pairs.right, (captioner.x + 50, pairs.cy), (captioner.x + 50, captioner.y), color=TARGET[1])
     svg.arrow(unpaired.right, (captioner.x, unpaired.cy), color=IMAGE[1])
-    synth = svg.box(560, 160, 170, 70, ["synthetic caption", "for every unpaired image", "(greedy decoding)"],
+    synth = svg.box(495, 135, 170, 70, ["synthetic captions", "one per unpaired image", "(greedy decoding)"],
                     color=TEXT)
     svg.arrow(captioner.right, synth.left, color=TEXT[1])
-    painter = svg.box(780, 130, 200, 130, ["**painter (CaptionToImage)", f"text tower: {count(p_layers, 'layer')}, "
-                                           f"width {p_width}", f"→ {paint.channels} × {start} × {start} map",
-                                           f"→ {ups} transposed convs", f"→ 3 × {paint.image_size} × "
-                                           f"{paint.image_size} image", "pixel (MSE) loss"], color=TEXT)
-    svg.arrow(synth.right, painter.left, color=TEXT[1])
-    svg.arrow(pairs.right, (painter.cx, pairs.cy), painter.top, color=TARGET[1])
-    svg.text(painter.cx + 6, pairs.cy - 8, "trains on pairs + synthetic pairs", size=11, anchor="middle",
-             fill=TARGET[1])
-    svg.arrow(painter.bottom, (painter.cx, 330), (captioner.cx, 330), captioner.bottom, color=MUTED, dash=True)
-    svg.text((painter.cx + captioner.cx) / 2, 322, "the cycle: a painting can be captioned again", size=11,
-             fill=MUTED)
-    svg.text(20, 370, "A caption does not fix where exactly an object sits or the background noise: trained "
-                      "with a pixel loss, the painter paints the average image that fits its caption.", size=11.5,
-             anchor="start", fill=MUTED)
+    first = svg.box(700, 75, 285, 130, ["**first painter (CaptionToImage)",
+                                        f"text tower: {count(m_layers, 'layer')}, width {m_width}",
+                                        f"→ {mse.channels} × {start} × {start} map → {ups} transposed convs",
+                                        f"→ 3 × {mse.image_size} × {mse.image_size} image, pixel (MSE) loss",
+                                        f"{p['PAINTER_STEPS']:,} steps on pairs + synthetic pairs",
+                                        "(and the pairs-only, random-caption arms)"], color=TEXT, size=11.5)
+    svg.arrow(synth.right, (first.x, synth.cy), color=TEXT[1])
+    svg.arrow((pairs.x + pairs.w, pairs.y + 12), (first.x, pairs.y + 12), color=TARGET[1])
+    svg.text(580, pairs.y + 6, "with the synthetic pairs, trains the first painter", size=11, fill=TARGET[1])
+    second = svg.box(700, 245, 285, 145, ["**shipped painter (painter.Painter)",
+                                          f"text tower: {count(s_layers, 'layer')}, width {s_width}",
+                                          f"→ {shipped.channels[0]} × 4 × 4 map → {blocks}",
+                                          f"→ background + {colours} colour logits per pixel",
+                                          f"palette cross-entropy, background weight {shipped.background_weight:g}",
+                                          f"{record['steps']:,} steps on {record['pairs']:,} true pairs,",
+                                          "design chosen on validation (make pretrain)"], color=MODEL, size=11.5)
+    svg.arrow(captioner.bottom, (captioner.cx, second.cy), second.left, color=MUTED, dash=True)
+    svg.text((captioner.cx + second.x) / 2 + 20, second.cy - 8, "the cycle: captions of test images, painted again",
+             size=11, fill=MUTED)
+    readers = svg.box(230, 420, 440, 64, ["**the readers judge every painting against its caption",
+                                          "colour: read_colors; shape, size, position: AttributeReader,",
+                                          f"a small CNN trained on {n_real:,} real images ({reader_steps} steps)"],
+                      color=IMAGE, size=11.5)
+    svg.arrow(second.bottom, (second.cx, readers.y + 22), (readers.x + readers.w, readers.y + 22), color=IMAGE[1])
+    svg.arrow(first.right, (first.x + first.w + 8, first.cy), (first.x + first.w + 8, readers.y + 44),
+              (readers.x + readers.w, readers.y + 44), color=IMAGE[1])
+    svg.text(20, 300, "A caption does not fix where", size=11, anchor="start", fill=MUTED)
+    svg.text(20, 315, "exactly an object sits: a pixel", size=11, anchor="start", fill=MUTED)
+    svg.text(20, 330, "loss paints the average image,", size=11, anchor="start", fill=MUTED)
+    svg.text(20, 345, "a blur. The palette target paints", size=11, anchor="start", fill=MUTED)
+    svg.text(20, 360, "each pixel's likeliest class.", size=11, anchor="start", fill=MUTED)
     return svg
 
 

@@ -3,7 +3,7 @@
 The shipped files live inside the package (`vlmlearn/shipped/`, installed as package data), so a plain
 `pip install .` carries them and code run from any folder finds them:
 
-    shipped/checkpoints/   notebook 01's CLIP and notebook 03's MAE (safetensors + JSON record)
+    shipped/checkpoints/   notebook 01's CLIP, 03's MAE and 05's painter (safetensors + JSON record)
     shipped/samples/       24 ShapesWorld images in each real data format (COCO, Flickr30K, CSV, folder)
     shipped/model_configs/ open_clip model configs the command-line tools know by name
 
@@ -40,7 +40,8 @@ def course_checkout() -> Path | None:
 
 
 def checkpoint(name: str) -> Path:
-    """The weights file of a shipped checkpoint: "clip_shapes" (notebook 01) or "mae_shapes" (notebook 03).
+    """The weights file of a shipped checkpoint: "clip_shapes" (notebook 01), "mae_shapes" (notebook 03) or
+    "painter_shapes" (notebook 05).
     (The path is returned whether or not the file exists; `read_checkpoint` says what to do when it is missing.)"""
     return SHIPPED / "checkpoints" / f"{name}.safetensors"
 
