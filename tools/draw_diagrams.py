@@ -542,7 +542,7 @@ def fusion() -> Svg:
               f"prepends them to the word tokens, and one bidirectional transformer ({count(layers, 'layer')}, width "
               f"{width}) predicts the masked words from both.")
     svg.heading("Where image and text meet: two towers, or one stream",
-                "left: vlmlearn.contrastive.shapes_clip (notebooks 01, 02); right: vlmlearn.mlm.MaskedCaptionModel "
+                "left: vlmlearn.contrastive.shapes_clip (notebook 01); right: vlmlearn.mlm.MaskedCaptionModel "
                 "as notebook 04 builds it")
     # left: the dual encoder
     svg.text(170, 82, "dual encoder (CLIP)", size=13, weight="bold")
