@@ -31,7 +31,7 @@ CONTROLS = ".widget-slider .noUi-handle, .widget-dropdown select, .widget-text i
 def browser_copy(path: Path, folder: Path) -> Path:
     """The notebook's title, a stand-in cell for what its explorer reads, and its explorer cells, as they are."""
     nb = nbformat.read(path, as_version=4)
-    explorer = [c for c in nb.cells if c.cell_type == "code" and "from vlmlearn.widgets import" in c.source]
+    explorer = [c for c in nb.cells if c.cell_type == "code" and widget_standins.is_explorer_cell(c.source)]
     standin = nbformat.v4.new_code_cell(
         f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\nfrom widget_standins import standins\n"
         f"globals().update(standins({path.name[:2]!r}))  "

@@ -11,6 +11,7 @@ from PIL import Image
 import widget_standins
 from vlmlearn import widgets
 from vlmlearn.explorer import Explorer, _png
+from widget_standins import is_explorer_cell
 
 EXPLORERS = {
     "00": lambda ns: widgets.world_browser(n=8),
@@ -21,8 +22,8 @@ EXPLORERS = {
     "04": lambda ns: widgets.masked_word_explorer({"text only": (ns["text_model"], False),
                                                    "with image": (ns["image_model"], True)}, ns["tok"],
                                                   ns["test"].images, ns["test"].captions),
-    "05": lambda ns: widgets.caption_painter(ns["painter_more"], ns["tok"], ["a large red circle in the center",
-                                                                           "a small blue square on the left"]),
+    "05": lambda ns: ns["painting_explorer"](ns["painter"], ns["reader"], ns["tok"],
+                                             ["a large red circle in the center", "a small blue square on the left"]),
     "07": lambda ns: widgets.threshold_explorer(ns["teacher_probs"], ns["pool_truth"]),
     "09": lambda ns: widgets.label_efficiency_explorer(ns["bench"]),
 }
@@ -89,8 +90,7 @@ def test_standins_name_what_the_notebooks_explorer_cells_read():
     from pathlib import Path
 
     for path in sorted(Path(__file__).parents[1].glob("notebooks/0*.ipynb")):
-        cells = [c for c in json.loads(path.read_text())["cells"]
-                 if "from vlmlearn.widgets import" in "".join(c["source"])]
+        cells = [c for c in json.loads(path.read_text())["cells"] if is_explorer_cell("".join(c["source"]))]
         if cells:
             assert path.name[:2] in widget_standins.NEEDS, f"{path.name} has an explorer without stand-ins"
     with pytest.raises(ValueError, match="notebooks with explorers"):

@@ -13,17 +13,23 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 # notebook -> the names its explorer cell reads
 NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy"), "03": ("mae", "probe_test"),
-         "04": ("text_model", "image_model", "tok", "test"), "05": ("painter_more", "tok"),
+         "04": ("text_model", "image_model", "tok", "test"), "05": ("painter", "reader", "tok", "painting_explorer"),
          "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",)}
+
+
+def is_explorer_cell(source: str) -> bool:
+    """A notebook cell that builds an explorer: it imports one from vlmlearn.widgets, or calls notebook 05's
+    `painting_explorer` (which lives in vlmlearn.painter until widgets next changes)."""
+    return "from vlmlearn.widgets import" in source or source.lstrip().startswith("painting_explorer(")
 
 
 def standins(notebook: str) -> dict:
     """The names notebook `notebook` ("00" ... "09")'s explorer cell reads, built small."""
     from vlmlearn.contrastive import DualEncoder
-    from vlmlearn.generative import CaptionToImage
     from vlmlearn.mae import MaskedAutoencoder
     from vlmlearn.mlm import MaskedCaptionModel
     from vlmlearn.models import SmallCNN, TextTransformer
+    from vlmlearn.painter import AttributeReader, load_pretrained_painter, painting_explorer
 
     torch.manual_seed(0)
     world, tok = ShapesWorld(seed=0), WordTokenizer(caption_vocabulary(), context_length=20)
@@ -43,8 +49,8 @@ def standins(notebook: str) -> dict:
                        "image_model": MaskedCaptionModel(vocab_size=tok.vocab_size, context_length=20, width=32,
                                                          layers=1, heads=2, image_channels=16, image_tokens=64,
                                                          image_encoder=SmallCNN(widths=(8, 16), embed_dim=8).features)},
-        "05": lambda: {"tok": tok, "painter_more": CaptionToImage(vocab_size=tok.vocab_size, image_size=32, width=16,
-                                                                  layers=1, channels=8)},
+        "05": lambda: {"tok": tok, "painter": load_pretrained_painter()[0], "reader": AttributeReader(width=8).eval(),
+                       "painting_explorer": painting_explorer},
         "07": lambda: {"teacher_probs": probs, "pool_truth": torch.randint(0, 10, (300,))},
         "08": lambda: {"pool_probs": probs, "pool_labels": torch.randint(0, 10, (300,))},
         # named by path: JupyterLab runs the browser copies outside the checkout, where no benchmarks/results is found
