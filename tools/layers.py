@@ -54,6 +54,8 @@ LAYERS = {
     "vlmlearn.generative": 4,
     "vlmlearn.vqa": 4,
     "vlmlearn.capfilt": 4,
+    "vlmlearn.gvlm": 4,
+    "vlmlearn.gvlm_eval": 4,
     "vlmlearn.clip_models": 5,
     "vlmlearn.clip_finetune": 5,
     "vlmlearn.label_efficiency": 5,
