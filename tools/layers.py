@@ -45,6 +45,7 @@ LAYERS = {
     "vlmlearn.losses": 2,
     "vlmlearn.eval": 2,
     "vlmlearn.augment": 2,
+    "vlmlearn.soups": 2,
     "vlmlearn.train": 3,
     "vlmlearn.contrastive": 4,
     "vlmlearn.mae": 4,
