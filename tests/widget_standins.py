@@ -14,13 +14,16 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 # notebook -> the names its explorer cell reads
 NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy"), "03": ("mae", "probe_test"),
          "04": ("text_model", "image_model", "tok", "test"), "05": ("painter", "reader", "tok", "painting_explorer"),
+         "06": ("matcher", "finals", "mix_weights", "tensors", "test", "best_alpha"),
          "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",)}
 
 
 def is_explorer_cell(source: str) -> bool:
-    """A notebook cell that builds an explorer: it imports one from vlmlearn.widgets, or calls notebook 05's
-    `painting_explorer` (which lives in vlmlearn.painter until widgets next changes)."""
-    return "from vlmlearn.widgets import" in source or source.lstrip().startswith("painting_explorer(")
+    """A notebook cell that builds an explorer: it imports one from vlmlearn.widgets, calls notebook 05's
+    `painting_explorer` (which lives in vlmlearn.painter until widgets next changes), or builds one from
+    `vlmlearn.explorer` itself (notebook 06's WiSE-FT explorer, until widgets next changes)."""
+    return ("from vlmlearn.widgets import" in source or source.lstrip().startswith("painting_explorer(")
+            or "from vlmlearn.explorer import Explorer" in source)
 
 
 def standins(notebook: str) -> dict:
@@ -30,6 +33,8 @@ def standins(notebook: str) -> dict:
     from vlmlearn.mlm import MaskedCaptionModel
     from vlmlearn.models import SmallCNN, TextTransformer
     from vlmlearn.painter import AttributeReader, load_pretrained_painter, painting_explorer
+    from vlmlearn.soups import interpolate_weights
+    from vlmlearn.vqa import VQAByMatching, answer_statements
 
     torch.manual_seed(0)
     world, tok = ShapesWorld(seed=0), WordTokenizer(caption_vocabulary(), context_length=20)
@@ -51,6 +56,8 @@ def standins(notebook: str) -> dict:
                                                          image_encoder=SmallCNN(widths=(8, 16), embed_dim=8).features)},
         "05": lambda: {"tok": tok, "painter": load_pretrained_painter()[0], "reader": AttributeReader(width=8).eval(),
                        "painting_explorer": painting_explorer},
+        "06": lambda: vqa_standins(world, tok, DualEncoder, SmallCNN, TextTransformer, VQAByMatching,
+                                   answer_statements, interpolate_weights),
         "07": lambda: {"teacher_probs": probs, "pool_truth": torch.randint(0, 10, (300,))},
         "08": lambda: {"pool_probs": probs, "pool_labels": torch.randint(0, 10, (300,))},
         # named by path: JupyterLab runs the browser copies outside the checkout, where no benchmarks/results is found
@@ -61,3 +68,21 @@ def standins(notebook: str) -> dict:
     names = make[notebook]()
     assert set(names) == set(NEEDS[notebook]), (notebook, sorted(names))
     return names
+
+
+def vqa_standins(world, tok, DualEncoder, SmallCNN, TextTransformer, VQAByMatching, answer_statements, mix):
+    """Notebook 06's WiSE-FT explorer: two small matchers of one architecture and 12 test questions."""
+    from vlmlearn.data import ANSWERS, WordTokenizer
+
+    test = world.vqa(12, split="test")
+    tok = WordTokenizer.from_texts(caption_vocabulary() + test.questions + list(ANSWERS), context_length=20)
+
+    def matcher():
+        return VQAByMatching.from_dual_encoder(DualEncoder(
+            SmallCNN(widths=(8, 8, 8), embed_dim=16),
+            TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=16, layers=1, heads=2, embed_dim=16)))
+
+    zero_shot, tuned = matcher().eval(), matcher()
+    statements = answer_statements(test.questions, tok, heldout=world.heldout_mask)
+    return {"matcher": zero_shot, "finals": {("matching, low LR", 50): tuned.state_dict()}, "mix_weights": mix,
+            "tensors": {True: {"test": (test.images, statements, test.labels)}}, "test": test, "best_alpha": 0.5}
