@@ -98,7 +98,7 @@ def test_painter_step_weights_the_background():
 def test_a_small_painter_learns_the_colours_of_its_captions():
     pairs = WORLD.labeled(8, attribute="color")
     ids = TOK(caption_from_attributes(pairs.attributes, pairs.template))
-    model = small_painter()
+    model = small_painter(background_weight=0.1)  # light background: colour is found within 60 steps
     before = (read_colors(model.paint(ids)) == pairs.labels).sum().item()
     fit_painter(model, pairs.images, ids, steps=60, lr=1e-2, batch_size=8, desc=None)
     after = (read_colors(model.eval().paint(ids)) == pairs.labels).sum().item()
@@ -129,7 +129,7 @@ def test_the_shipped_painter_paints_what_its_captions_name():
     reader = fit_reader(real.images, real.attributes, steps=100, desc=None)
     scores = judge_paintings(model.paint(TOK(caption_from_attributes(test.attributes, test.template))),
                              test.attributes, reader)
-    assert scores["color"] > 0.9 and scores["position"] > 0.9 and scores["size"] > 0.9 and scores["shape"] > 0.5, scores
+    assert scores["color"] > 0.9 and scores["position"] > 0.9 and scores["size"] > 0.9 and scores["shape"] > 0.7, scores
 
 
 def test_load_pretrained_painter_says_what_is_wrong(tmp_path):

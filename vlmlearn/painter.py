@@ -102,7 +102,7 @@ class Painter(nn.Module):
 
     def __init__(self, *, vocab_size: int, context_length: int = 20, width: int = 128, layers: int = 2,
                  channels: Sequence[int] = (32, 32, 32, 32), image_size: int = 32, extra_blocks: int = 1,
-                 film: bool = True, background_weight: float = 0.1):
+                 film: bool = True, background_weight: float = 1.0):
         super().__init__()
         ups = image_size.bit_length() - 3  # doublings from 4x4 to image_size
         if image_size < 8 or image_size & (image_size - 1):
@@ -182,10 +182,11 @@ class AttributeReader(nn.Module):
 
 
 def reader_step(model: AttributeReader, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
-    """(images, shape, size, position labels) -> the sum of the three cross-entropies."""
-    images, *labels = batch
+    """(images (B, 3, S, S), labels (B, 3): shape, size, position indices) -> the sum of the three
+    cross-entropies, and each of them as a float."""
+    images, labels = batch[:2]
     logits = model(images)
-    losses = {name: F.cross_entropy(logits[name], y) for name, y in zip(AttributeReader.heads, labels)}
+    losses = {name: F.cross_entropy(logits[name], y) for name, y in zip(AttributeReader.heads, labels.unbind(1))}
     return sum(losses.values()), {name: loss.item() for name, loss in losses.items()}
 
 
@@ -203,32 +204,43 @@ def read_attributes(reader: AttributeReader, images: torch.Tensor, batch_size: i
     return {name: torch.cat(v) if v else torch.zeros(0, dtype=torch.long) for name, v in out.items()}
 
 
+def _fit(model: nn.Module, step_fn, data, *, steps: int, lr: float, desc: str | None, **train_kwargs):
+    """AdamW (weight decay 0.01 on weight matrices) with a one-cycle schedule peaking at `lr`."""
+    from .optim import param_groups
+    from .train import train
+
+    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    return train(model, opt, step_fn, data, steps=steps, scheduler=sched, desc=desc or "train",
+                 progress=desc is not None, **train_kwargs)
+
+
 def fit_painter(model: nn.Module, images: torch.Tensor, ids: torch.Tensor, *, steps: int, lr: float = 3e-3,
                 batch_size: int = 64, seed: int = 0, step_fn=painter_step, desc: str | None = "painter",
                 **train_kwargs):
     """Train a painter on (images (N, 3, S, S), caption ids (N, L)): AdamW (weight decay 0.01 on weight
     matrices) with a one-cycle schedule peaking at `lr`. `step_fn` is `painter_step`, or
-    `generative.text_to_image_step` for the pixel-MSE `CaptionToImage`. Returns the History."""
-    from .optim import param_groups
-    from .train import minibatches, train
+    `generative.text_to_image_step` for the pixel-MSE `CaptionToImage`. `desc=None` trains without a
+    progress bar. Returns the History."""
+    from .train import minibatches
 
-    opt = torch.optim.AdamW(param_groups(model, weight_decay=0.01), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    return train(model, opt, step_fn, minibatches(images, ids, batch_size=batch_size, seed=seed), steps=steps,
-                 scheduler=sched, desc=desc or "painter", progress=desc is not None, **train_kwargs)
+    return _fit(model, step_fn, minibatches(images, ids, batch_size=batch_size, seed=seed), steps=steps, lr=lr,
+                desc=desc, **train_kwargs)
 
 
 def fit_reader(images: torch.Tensor, attributes: dict, *, steps: int = 150, seed: int = 0,
                desc: str | None = "reader") -> AttributeReader:
     """An `AttributeReader` trained on real one-object images (N, 3, S, S) and their ShapesWorld
-    attributes (a Batch's `attributes`; object 0 is read), 128 images a step."""
+    attributes (a Batch's `attributes`; object 0 is read), 128 images a step, the same optimiser and
+    schedule as `fit_painter`."""
     from .runtime import set_seed
+    from .train import minibatches
 
     set_seed(seed)
     reader = AttributeReader(image_size=images.shape[-1]).to(images.device)
-    labels = [torch.as_tensor(attributes[name][:, 0]).long() for name in AttributeReader.heads]
-    fit_painter(reader, images, torch.stack(labels, 1), steps=steps, batch_size=128, seed=seed, desc=desc,
-                step_fn=lambda model, batch: reader_step(model, (batch[0], *batch[1].unbind(1))))
+    labels = torch.stack([torch.as_tensor(attributes[name][:, 0]).long() for name in AttributeReader.heads], 1)
+    _fit(reader, reader_step, minibatches(images, labels.to(images.device), batch_size=128, seed=seed),
+         steps=steps, lr=3e-3, desc=desc)
     return reader.eval()
 
 
