@@ -49,6 +49,8 @@ PRODUCTS = [
     *map(_seeds, ["01_contrastive_alignment", "02_noisy_web_pairs", "03_masked_image_modeling",
                   "05_generative_unpaired", "06_supervised_finetuning", "07_pseudo_labeling",
                   "08_consistency_regularization", "10_scaling_out"]),
+    Product("benchmarks/results/05_generative_unpaired_2000_pairs.json", "05",
+            ("benchmarks/notebook_seeds.py", "05_generative_unpaired", "--set", "N_PAIRS=2000", "--seeds", *SEEDS)),
     Product("benchmarks/results/03_mae_variants.json", "03", ("benchmarks/mae_variants.py",)),
     Product("benchmarks/results/09_label_efficiency.json", "09", ("benchmarks/label_efficiency.py",)),
     Product("benchmarks/results/10_throughput_vs_open_clip.json", "10", ("benchmarks/throughput_vs_open_clip.py",)),
