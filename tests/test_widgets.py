@@ -27,6 +27,7 @@ EXPLORERS = {
     "06": lambda ns: explorer_from_cell("06", ns),  # built in the notebook's own cell from vlmlearn.explorer
     "07": lambda ns: widgets.threshold_explorer(ns["teacher_probs"], ns["pool_truth"]),
     "09": lambda ns: widgets.label_efficiency_explorer(ns["bench"]),
+    "10": lambda ns: explorer_from_cell("10", ns),  # built in the notebook's own cell from vlmlearn.explorer
 }
 
 
@@ -105,7 +106,7 @@ def test_standins_name_what_the_notebooks_explorer_cells_read():
     import json
     from pathlib import Path
 
-    for path in sorted(Path(__file__).parents[1].glob("notebooks/0*.ipynb")):
+    for path in sorted(Path(__file__).parents[1].glob("notebooks/[0-9][0-9]_*.ipynb")):
         cells = [c for c in json.loads(path.read_text())["cells"] if is_explorer_cell("".join(c["source"]))]
         if cells:
             assert path.name[:2] in widget_standins.NEEDS, f"{path.name} has an explorer without stand-ins"

@@ -15,19 +15,21 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy"), "03": ("mae", "probe_test"),
          "04": ("text_model", "image_model", "tok", "test"), "05": ("painter", "reader", "tok", "painting_explorer"),
          "06": ("matcher", "finals", "mix_weights", "tensors", "test", "best_alpha"),
-         "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",)}
+         "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",),
+         "10": ("img", "txt", "keys", "scale", "SEED")}
 
 
 def is_explorer_cell(source: str) -> bool:
     """A notebook cell that builds an explorer: it imports one from vlmlearn.widgets, calls notebook 05's
     `painting_explorer` (which lives in vlmlearn.painter until widgets next changes), or builds one from
-    `vlmlearn.explorer` itself (notebook 06's WiSE-FT explorer, until widgets next changes)."""
+    `vlmlearn.explorer` itself (notebook 06's WiSE-FT explorer and notebook 10's batch explorer, until widgets next
+    changes)."""
     return ("from vlmlearn.widgets import" in source or source.lstrip().startswith("painting_explorer(")
             or "from vlmlearn.explorer import Explorer" in source)
 
 
 def standins(notebook: str) -> dict:
-    """The names notebook `notebook` ("00" ... "09")'s explorer cell reads, built small."""
+    """The names notebook `notebook` ("00" ... "10")'s explorer cell reads, built small."""
     from vlmlearn.contrastive import DualEncoder
     from vlmlearn.mae import MaskedAutoencoder
     from vlmlearn.mlm import MaskedCaptionModel
@@ -59,6 +61,9 @@ def standins(notebook: str) -> dict:
         "08": lambda: {"pool_probs": probs, "pool_labels": torch.randint(0, 10, (300,))},
         # named by path: JupyterLab runs the browser copies outside the checkout, where no benchmarks/results is found
         "09": lambda: {"bench": load_benchmark("09_label_efficiency", folder=BENCHMARKS)},
+        "10": lambda: {"img": torch.nn.functional.normalize(torch.randn(300, 16), dim=-1),
+                       "txt": torch.nn.functional.normalize(torch.randn(300, 16), dim=-1),
+                       "keys": [str(k) for k in torch.randint(0, 40, (300,)).tolist()], "scale": 20.0, "SEED": 0},
     }
     if notebook not in make:
         raise ValueError(f"no explorer stand-ins for notebook {notebook!r}; notebooks with explorers: {sorted(make)}")
