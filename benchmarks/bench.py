@@ -42,6 +42,7 @@ def _seeds(notebook: str) -> Product:
 # in dependency order: the checkpoints the notebooks load come first
 PRODUCTS = [
     Product("vlmlearn/shipped/checkpoints/clip_shapes.json", "01", ("benchmarks/pretrain_clip.py",)),
+    Product("benchmarks/results/01_binding_ablation.json", "01", ("benchmarks/binding_ablation.py",)),
     Product("vlmlearn/shipped/checkpoints/mae_shapes.json", "03", ("benchmarks/pretrain_mae.py",)),
     Product("benchmarks/results/03_finetune_recipe.json", "03", ("benchmarks/mae_finetune_recipe.py",)),  # 03 reads it
     Product("vlmlearn/shipped/checkpoints/painter_shapes.json", "05", ("benchmarks/pretrain_painter.py",)),
