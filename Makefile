@@ -118,9 +118,10 @@ pretrain: install
 	$(PY) benchmarks/pretrain_mae.py
 	$(PY) benchmarks/pretrain_painter.py
 
-# notebook 09's grid (benchmarks/results/09_label_efficiency.json)
+# notebook 09's grid and its controls (benchmarks/results/09_label_efficiency.json, 09_label_efficiency_controls.json)
 bench-capstone: install
 	$(PY) benchmarks/label_efficiency.py
+	$(PY) benchmarks/label_efficiency_controls.py
 
 # vlmlearn.train_clip beside open_clip_train on one model and CSV (benchmarks/results/10_throughput_vs_open_clip.json)
 bench-throughput: install
