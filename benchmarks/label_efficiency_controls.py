@@ -1,19 +1,23 @@
 """Notebook 09's controls: the arms its grid lacks, on the grid's own data, seeds and budgets.
 
-The grid (`benchmarks/label_efficiency.py`) leaves three questions open; this answers each with extra arms that pair
-with the grid's cells seed by seed (the same labeled draws, unlabeled stream and test images):
+The grid (`benchmarks/label_efficiency.py`) leaves three questions open; this answers each with extra arms, at the
+grid's seeds:
 
-- digits, `supervised_strong`: supervised only with the strong augmentation that FixMatch and self-training's
-  students use (Oliver et al. 2018 give every arm the same augmentation), the grid's model, optimizer and 1,000 steps;
-- digits, `supervised_converged` with every label: the upper bound trained to convergence, not for the grid's
-  fixed budget: 20 images per class held out to stop on, evaluated every 100 steps, stopped after 5 evaluations
-  without a new best (at most 5,000 steps), the best weights kept;
-- `count`, a vision-language task no caption names: one object or two in a ShapesWorld image. Notebook 01's CLIP
-  zero-shot (prompts "a photo of one object" / "... two objects", words its captions never used), a linear probe on
-  its image tower, that tower fine-tuned from the probe (LP-FT) and the small CNN from scratch, at 1, 5 and 25
-  labels per class, 200 steps, with the learning rates the grid chose for the same methods on shapes.
+- digits, `supervised_strong`: supervised only with the strong augmentation (`augment.strong_augment`, the view
+  FixMatch gives its unlabeled images and self-training its students) on the labeled images, the grid's model,
+  optimizer, 1,000 steps, labeled draws, unlabeled stream and test images, so each arm pairs with the grid's cell;
+- digits, `supervised_converged` with every label: supervised only trained until a validation split stops improving
+  rather than for the grid's fixed budget: 20 images per class are held out of the labeled set to stop on (so it
+  trains on 200 fewer labels than the grid's every-label arms), evaluated every 100 steps, stopped after 5
+  evaluations without a new best (at most 5,000 steps), the best weights kept;
+- `count`, a vision-language task no caption names: one object or two in a ShapesWorld image (world seed = seed,
+  the first n images of each count in 3,000 unlabeled images, 1,000 test images). Notebook 01's CLIP zero-shot
+  (prompts "a photo of one object" / "... two objects", words its captions never used), a linear probe on its image
+  tower, that tower fine-tuned from the probe (LP-FT) and the small CNN from scratch, at 1, 5 and 25 labels per
+  class, 200 steps, with the learning rates the grid chose for the same methods on shapes. These arms pair with one
+  another; the grid has no counting cells.
 
-    python benchmarks/label_efficiency_controls.py                       # about 10 minutes on 2 cores
+    python benchmarks/label_efficiency_controls.py                       # about 3 minutes on 2 cores
     python benchmarks/label_efficiency_controls.py --steps-scale 0.02 --seeds 0 --out build/lec   # a smoke run
 
 Writes benchmarks/results/09_label_efficiency_controls.json (`results.write_record`): metrics `<task>_<method>_<labels>`
