@@ -5,7 +5,7 @@
 
 One controlled experiment per task, run by `vlmlearn.label_efficiency` (the methods, data and
 protocol are described there). Each method's one hyperparameter is chosen once, on a validation
-split no larger than the labeled set (2 labels per class on digits, 5 on shapes, seed 0), ties going
+split the size of a small labeled set (2 labels per class on digits, 5 on shapes, seed 0), ties going
 to its paper's default, and then used for every label count and seed. Test data is read only to report.
 
 Writes benchmarks/results/09_label_efficiency.json: metrics `<task>_<method>_<labels per class>` as
