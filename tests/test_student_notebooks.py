@@ -69,6 +69,27 @@ def test_the_tool_drops_solutions_and_refuses_an_exercise_that_gives_the_answer(
         tool.student_copy(nb)
 
 
+def test_an_open_question_keeps_an_empty_cell_to_work_in_and_an_exercise_keeps_its_stub():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("### Explore: which ratio?"),
+        nbformat.v4.new_code_cell("# Answer, measured\nprint(0.75)", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_markdown_cell("**Answer.** 75 %", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_markdown_cell("## Self-check\n1. Why?"),
+        nbformat.v4.new_markdown_cell("**Answer 1.** Because.", metadata={"tags": ["solution"]}),
+        nbformat.v4.new_code_cell("def f():\n    raise NotImplementedError", metadata={"tags": ["exercise"]}),
+        nbformat.v4.new_code_cell("hint(2)", metadata={"tags": ["hint"]}),
+        nbformat.v4.new_code_cell("def f():\n    return 42", metadata={"tags": ["solution"]})])
+    student = tool.student_copy(nb)
+    kinds = [(c.cell_type, c.source.split("\n")[0]) for c in student.cells]
+    assert kinds == [("markdown", "### Explore: which ratio?"), ("code", tool.WORK_CODE.strip()),
+                     ("markdown", "## Self-check"), ("markdown", tool.WORK_MARKDOWN),
+                     ("code", "def f():"), ("code", "hint(2)")]
+    assert [c.id for c in student.cells] == [c.id for c in tool.student_copy(nb).cells] == \
+        [nb.cells[0].id, f"{nb.cells[1].id}-work", nb.cells[3].id, f"{nb.cells[4].id}-work", nb.cells[5].id,
+         nb.cells[6].id], "the working cells' ids are made the same way every time"
+    nbformat.validate(student)
+
+
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.stem)
 def test_student_exercise_cells_run_and_fall_back_to_the_package(path):
     """The parameters and imports cells, then every exercise, hint and check cell of the student copy, as a learner
