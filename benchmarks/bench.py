@@ -53,6 +53,7 @@ PRODUCTS = [
     Product("benchmarks/results/05_generative_unpaired_2000_pairs.json", "05",
             ("benchmarks/notebook_seeds.py", "05_generative_unpaired", "--set", "N_PAIRS=2000", "--seeds", *SEEDS)),
     Product("benchmarks/results/03_mae_variants.json", "03", ("benchmarks/mae_variants.py",)),
+    Product("benchmarks/results/03_scratch_controls.json", "03", ("benchmarks/scratch_controls.py",)),
     Product("benchmarks/results/09_label_efficiency.json", "09", ("benchmarks/label_efficiency.py",)),
     Product("benchmarks/results/09_label_efficiency_controls.json", "09", ("benchmarks/label_efficiency_controls.py",)),
     Product("benchmarks/results/10_throughput_vs_open_clip.json", "10", ("benchmarks/throughput_vs_open_clip.py",)),

@@ -40,6 +40,7 @@ LAYERS = {
     "vlmlearn.results": 0,
     "vlmlearn.provenance": 0,
     "vlmlearn.viz": 0,
+    "vlmlearn.source": 0,
     "vlmlearn.data.*": 1,
     "vlmlearn.models": 2,
     "vlmlearn.losses": 2,

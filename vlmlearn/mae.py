@@ -161,11 +161,11 @@ class MaskedAutoencoder(nn.Module):
 
     def decode(self, latent: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
         """latent (B, 1 + K, width), ids_restore (B, N) -> predicted patches (B, N, p*p*C)."""
-        x = self.decoder_embed(latent)
+        x = self.decoder_embed(latent)                                                    # (B, 1 + K, Wd)
         b, n = ids_restore.shape
-        tokens = torch.cat([x[:, 1:], self.mask_token.expand(b, n - (x.shape[1] - 1), -1)], dim=1)
+        tokens = torch.cat([x[:, 1:], self.mask_token.expand(b, n - (x.shape[1] - 1), -1)], dim=1)  # (B, N, Wd)
         tokens = tokens.gather(1, ids_restore[..., None].expand(-1, -1, x.shape[2]))  # back to raster order
-        tokens = torch.cat([x[:, :1], tokens + self.decoder_pos_embed], dim=1)
+        tokens = torch.cat([x[:, :1], tokens + self.decoder_pos_embed], dim=1)          # (B, 1 + N, Wd)
         return self.decoder_pred(self.decoder_norm(self.decoder_blocks(tokens)))[:, 1:]
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
@@ -178,6 +178,8 @@ class MaskedAutoencoder(nn.Module):
 
     def forward(self, images: torch.Tensor, mask_ratio: float | None = None,
                 noise: torch.Tensor | None = None) -> MAEOutput:
+        """images (B, C, S, S) -> MAEOutput: loss (), pred (B, N, p*p*C), mask (B, N) with 1 = hidden, ids_restore
+        (B, N). `noise` (B, N) fixes the mask (the smallest values are kept); `mask_ratio` overrides the model's."""
         ratio = self.mask_ratio if mask_ratio is None else mask_ratio
         latent, mask, ids_restore = self.encoder.forward_masked(images, ratio, noise)
         pred = self.decode(latent, ids_restore)
