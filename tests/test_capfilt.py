@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from vlmlearn.capfilt import bootstrap_captions
@@ -30,3 +31,49 @@ def test_bootstrap_keeps_exactly_the_pairs_at_or_above_the_threshold(world):
     none = bootstrap_captions(web.images, web.captions, captioner=captioner, filter_model=clip, tokenizer=tok,
                               threshold=2.0)
     assert len(none.captions) == 0 and none.images.shape[0] == 0
+
+
+def _capfilt_loop(bug=None):
+    """A learner's CapFilt loop: right, or with one classic bug."""
+    @torch.no_grad()
+    def loop(images, web_captions, captioner, filter_model, tokenizer, threshold):
+        synthetic = tokenizer.decode(captioner.generate(images))
+        web_ok = pair_similarity(filter_model, tokenizer, images, web_captions) >= threshold
+        synthetic_ok = pair_similarity(filter_model, tokenizer, images, synthetic) >= threshold
+        if bug == "synthetic unfiltered":
+            synthetic_ok = torch.ones_like(synthetic_ok)
+        web = [(i, web_captions[i]) for i in range(len(images)) if web_ok[i]]
+        syn = [(i, synthetic[i]) for i in range(len(images)) if synthetic_ok[i]]
+        kept = {"web only": web, "interleaved": sorted(web + syn, key=lambda p: p[0])}.get(bug, web + syn)
+        chosen = images[:len(kept)] if bug == "wrong images" else images[[i for i, _ in kept]]
+        return chosen, [caption for _, caption in kept]
+
+    return loop
+
+
+@pytest.mark.parametrize("bug, says", [("web only", "keep the synthetic captions"), ("interleaved", "another order"),
+                                       ("synthetic unfiltered", "held to the threshold"),
+                                       ("wrong images", "not theirs")])
+def test_the_capfilt_check_passes_the_loop_and_names_each_bug(bug, says, capsys):
+    from vlmlearn.exercises.capfilt import check_capfilt
+
+    assert check_capfilt(_capfilt_loop())
+    assert not check_capfilt(_capfilt_loop(bug))
+    assert says in capsys.readouterr().out
+
+
+def test_the_capfilt_fallback_is_what_bootstrap_captions_keeps():
+    from vlmlearn.data import ShapesWorld
+    from vlmlearn.exercises.capfilt import capfilt_pairs
+
+    tok = WordTokenizer(caption_vocabulary(), context_length=20)
+    torch.manual_seed(1)
+    captioner = Captioner(vocab_size=tok.vocab_size, width=16, layers=1, heads=2, widths=(8, 8, 8)).eval()
+    clip = DualEncoder(SmallCNN(image_size=32, widths=(8, 8, 8), embed_dim=16),
+                       TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=16, layers=1, heads=2,
+                                       embed_dim=16)).eval()
+    web = ShapesWorld(seed=3, image_size=32).noisy_pairs(10, noise_rate=0.5)
+    images, captions = capfilt_pairs(web.images, web.captions, captioner, clip, tok, 0.0)
+    kept = bootstrap_captions(web.images, web.captions, captioner=captioner, filter_model=clip, tokenizer=tok,
+                              threshold=0.0)
+    assert captions == kept.captions and torch.equal(images, kept.images) and len(captions) > 0

@@ -312,3 +312,48 @@ def test_lee_pseudo_labels_every_unlabeled_image_with_its_argmax_and_a_ramped_we
                     functools.partial(pseudo_label_step, weight=ramp), lambda step: (x, y, u), steps=5,
                     callbacks=[ramp.callback], progress=False)
     assert history.train["weight"] == pytest.approx([0, 0, 1.5, 3, 3])
+
+
+def _fixmatch_step_variant(bug=None):
+    """A learner's FixMatch step: right, or with one classic bug."""
+    import torch.nn.functional as F
+
+    def step(model, batch, threshold, weak=None, strong=None):  # the check passes its own views
+        x, y, u = batch
+        if bug == "three passes":
+            logits_x, logits_weak, logits_strong = model(weak(x)), model(weak(u)), model(strong(u))
+        else:
+            logits = model(torch.cat([weak(x), weak(u), strong(u)]))
+            logits_x, logits_weak, logits_strong = logits[: len(x)], *logits[len(x):].chunk(2)
+        if bug == "swapped views":
+            logits_weak, logits_strong = logits_strong, logits_weak
+        unlabeled = semi.fixmatch_unlabeled_loss(logits_weak, logits_strong, threshold)
+        loss = unlabeled if bug == "no labeled term" else F.cross_entropy(logits_x, y) + unlabeled
+        rate = 1.0 if bug == "mask rate" else semi.confident_mask(logits_weak.softmax(-1), threshold).float().mean()
+        return loss, {"mask_rate": float(rate)}
+
+    return step
+
+
+@pytest.mark.parametrize("bug, says", [("swapped views", "from the strong view"), ("three passes", "BatchNorm"),
+                                       ("no labeled term", "labeled images' cross-entropy"),
+                                       ("mask rate", "expected mask_rate")])
+def test_the_fixmatch_step_check_passes_the_step_and_names_each_classic_bug(bug, says, capsys):
+    from vlmlearn.exercises.fixmatch import check_fixmatch_step
+
+    assert check_fixmatch_step(_fixmatch_step_variant())
+    assert not check_fixmatch_step(_fixmatch_step_variant(bug))
+    assert says in capsys.readouterr().out
+
+
+def test_the_fixmatch_step_check_says_not_yet_to_a_stub(capsys):
+    from vlmlearn.exercises import hints
+    from vlmlearn.exercises.fixmatch import check_fixmatch_step
+
+    def stub(model, batch, threshold, weak=None, strong=None):
+        raise NotImplementedError
+
+    assert not check_fixmatch_step(stub)
+    hints("fixmatch_step")(2)
+    out = capsys.readouterr().out
+    assert "not implemented yet" in out and "fixmatch_step, hint 2 of 2" in out

@@ -99,6 +99,15 @@ def literal_kwargs(prefix: str, name: str, *, having: tuple[str, ...] = ()) -> d
     return {k: v for k, v in call(prefix, name, having=having)[1].items() if v is not None}
 
 
+def trained_kwargs(prefix: str, name: str, *, having: tuple[str, ...] = ()) -> dict:
+    """The literal keywords of the last call `name(...)` with keywords `having`: the model a notebook trains, built
+    after the smallest one that its "model on the page" cell checks against the package."""
+    found = [kw for _, kw in calls(prefix, name) if all(h in kw for h in having)]
+    if not found:
+        raise LookupError(f"no call {name}(...) with keywords {having} in notebook {prefix}")
+    return {k: v for k, v in found[-1].items() if v is not None}
+
+
 def first_line(obj) -> str:
     """The first sentence of an object's docstring."""
     doc = inspect.getdoc(obj) or ""
@@ -523,7 +532,7 @@ def fusion() -> Svg:
 
     tok = WordTokenizer(caption_vocabulary(), **literal_kwargs("04", "WordTokenizer"))
     cnn = SmallCNN(**literal_kwargs("04", "SmallCNN"))
-    kw = literal_kwargs("04", "MaskedCaptionModel", having=("image_encoder",))
+    kw = trained_kwargs("04", "MaskedCaptionModel", having=("image_encoder",))
     model = MaskedCaptionModel(vocab_size=tok.vocab_size, image_encoder=cnn.features, **kw)
     n_img, channels = model.image_pos.shape[0], model.image_proj.in_features
     side = round(n_img ** 0.5)
@@ -604,7 +613,7 @@ def caption_paint() -> Svg:
 
     tok = WordTokenizer(caption_vocabulary(), context_length=20)
     p = parameters("05")
-    cap = Captioner(vocab_size=tok.vocab_size, **literal_kwargs("05", "Captioner"))
+    cap = Captioner(vocab_size=tok.vocab_size, **trained_kwargs("05", "Captioner"))
     mse = CaptionToImage(vocab_size=tok.vocab_size, **literal_kwargs("05", "CaptionToImage"))
     record = json.loads(SHAPES_PAINTER_CHECKPOINT.with_suffix(".json").read_text())
     shipped = Painter(**record["config"])
