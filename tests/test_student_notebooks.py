@@ -164,3 +164,21 @@ def test_label_noise_counts_captions_that_do_not_fit():
     assert label_noise(mixed) == pytest.approx(sum(mixed.is_noisy) / 2000, abs=0.02)
     with pytest.raises(ValueError, match="captions"):
         label_noise(world.images(4))
+
+
+def test_every_exercise_in_the_notebooks_has_two_hints_and_hint_2_never_writes_the_line():
+    """Each `hints("name")` a notebook calls has a hint 1 and a hint 2 in vlmlearn/shipped/hints.json, and hint 2
+    names functions without writing the code: no assignment, no `return`, no statement separated by `;` as code."""
+    import json
+    import re
+
+    from vlmlearn.exercises._core import HINTS_FILE
+
+    table = json.loads(HINTS_FILE.read_text())
+    called = {name for path in FULL for cell in nbformat.read(path, as_version=4).cells
+              if cell.cell_type == "code" for name in re.findall(r'hints\("(\w+)"\)', cell.source)}
+    assert called and called <= set(table), f"notebooks ask for hints that do not exist: {called - set(table)}"
+    assert set(table) <= called, f"hints no notebook asks for: {set(table) - called}"
+    for name, levels in table.items():
+        assert len(levels) == 2 and all(isinstance(h, str) and len(h) > 40 for h in levels), name
+        assert not re.search(r"\w\s*=\s*[\w(\[]|\breturn\b|\w+\(.*\);", levels[1]), f"hint 2 of {name} writes the line"

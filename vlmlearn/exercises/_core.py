@@ -1,32 +1,32 @@
-"""The machinery every exercise shares: the hints registry (`hinted` fills it beside each check, `hints` reads it),
-`use` and `predicted` for the notebooks, and `_run` / `_expect` / `_Fail`, which turn a check's cases into one
-printed verdict. No exercise lives here: each sits with its hints in its topic's module."""
+"""The machinery every exercise shares: the hints (`hints` reads them from `vlmlearn/shipped/hints.json`, keyed by
+exercise name), `use` and `predicted` for the notebooks, and `_run` / `_expect` / `_Fail`, which turn a check's cases
+into one printed verdict. No exercise lives here: each sits in its topic's module.
+
+The hints are course text, not code: they live in a data file, so rewording one changes no notebook's benchmark
+fingerprint (`vlmlearn.provenance` fingerprints the code that computes results)."""
 from __future__ import annotations
 
+import functools
+import json
+from pathlib import Path
 from typing import Callable
 
-HINTS: dict[str, tuple[str, ...]] = {}
+HINTS_FILE = Path(__file__).resolve().parents[1] / "shipped" / "hints.json"
 
 
-def hinted(name: str, *levels: str) -> Callable[[Callable], Callable]:
-    """Decorator: register `levels` (hint 1, hint 2, ...) for the exercise `name`; the check itself is unchanged."""
-    if name in HINTS:
-        raise ValueError(f"hints for {name!r} are registered twice; expected each exercise's hints once")
-
-    def register(check: Callable) -> Callable:
-        HINTS[name] = levels
-        return check
-
-    return register
+@functools.cache
+def _hints() -> dict[str, list[str]]:
+    return json.loads(HINTS_FILE.read_text())
 
 
 def hints(name: str) -> Callable[[int], None]:
-    """`hint(level)` for the exercise `name`: level 1 points the way, level 2 all but writes the code."""
-    if name not in HINTS:
-        raise ValueError(f"no hints for {name!r}; there are hints for {sorted(HINTS)}")
+    """`hint(level)` for the exercise `name`: level 1 points the way, level 2 names the functions to use (never the
+    line itself)."""
+    if name not in _hints():
+        raise ValueError(f"no hints for {name!r}; there are hints for {sorted(_hints())}")
 
     def hint(level: int = 1) -> None:
-        levels = HINTS[name]
+        levels = _hints()[name]
         if not 1 <= level <= len(levels):
             raise ValueError(f"hint level must be 1 to {len(levels)}, got {level}")
         print(f"{name}, hint {level} of {len(levels)}: {levels[level - 1]}")

@@ -1,11 +1,11 @@
 """Exercise of notebook 07: CapFilt's loop (BLIP's caption bootstrapping), whose kept pairs train the CapFilt CLIP of
-the notebook. The check sits under its hints; the shared machinery is in `_core`. Notebook 07 imports it from here,
-so no other notebook's benchmark fingerprint moves with it."""
+the notebook. Its hints are in `vlmlearn/shipped/hints.json`; the shared machinery is in `_core`. Notebook 07 imports
+it from here, so no other notebook's benchmark fingerprint moves with it."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
 def capfilt_pairs(images, web_captions: list[str], captioner, filter_model, tokenizer, threshold: float):
@@ -18,14 +18,6 @@ def capfilt_pairs(images, web_captions: list[str], captioner, filter_model, toke
     return kept.images, kept.captions
 
 
-@hinted("capfilt",
-        "Three steps. Caption: the captioner writes one synthetic caption per image (its generate method gives ids, "
-        "the tokenizer turns them back into text). Filter: score every web caption and every synthetic caption "
-        "against its own image, and keep a caption when its score is >= threshold. Collect: the kept web pairs in "
-        "image order, then the kept synthetic pairs in image order.",
-        "tokenizer.decode(captioner.generate(images)) writes the captions; vlmlearn.contrastive.pair_similarity("
-        "filter_model, tokenizer, images, captions) gives each pair's score, shape (N,); the kept images are "
-        "images[indices], one row per kept caption.")
 def check_capfilt(fn: Callable) -> bool:
     """Exercise (notebook 07): `fn(images, web_captions, captioner, filter_model, tokenizer, threshold) -> (images,
     captions)`: every image captioned by `captioner.generate`, web and synthetic captions scored against their image

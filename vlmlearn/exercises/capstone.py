@@ -1,17 +1,12 @@
-"""Exercise of notebook 09 (label efficiency): picking a hyper-parameter by its validation score. The check sits
-under its hints; the shared machinery is in `_core`."""
+"""Exercise of notebook 09 (label efficiency): picking a hyper-parameter by its validation score. Its hints are in
+`vlmlearn/shipped/hints.json`; the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
-@hinted("pick_best",
-        "Walk through the scores and remember the position of the best one; replace it only when a later score is "
-        "strictly higher, so a tie keeps the earlier value (the published default is listed first).",
-        "values[int(np.argmax(val_scores))]: numpy's argmax returns the first of equal maxima. Raise ValueError when "
-        "the lists differ in length.")
 def check_pick_best(fn: Callable) -> bool:
     """Exercise (notebook 09): `fn(values, val_scores) -> the value with the best validation score`, ties to the
     first listed (the default); a length mismatch raises ValueError."""

@@ -1,18 +1,13 @@
-"""Exercises of the contrastive notebooks: the CLIP loss (01), CLIP-score filtering (02), and the logits' memory
-and the local loss across simulated processes (10). Each check sits under its hints; the shared machinery is in
-`_core`."""
+"""Exercises of the contrastive notebooks: the CLIP loss (01), CLIP-score filtering (02), and the logits' memory and
+the local loss across simulated processes (10). The hints are in `vlmlearn/shipped/hints.json`; the shared machinery
+is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
-@hinted("clip_loss",
-        "The logits are a (B, B) matrix: row i holds image i's scaled cosine similarity to every caption. "
-        "The right caption of image i is caption i, so the targets are 0, 1, ..., B - 1.",
-        "logits = logit_scale * image_features @ text_features.T; labels = torch.arange(B); the loss is the "
-        "mean of F.cross_entropy(logits, labels) and F.cross_entropy(logits.T, labels).")
 def check_clip_loss(fn: Callable) -> bool:
     """Exercise (notebook 01): `fn(image_features, text_features, logit_scale) -> scalar`, the
     symmetric InfoNCE loss, compared with vlmlearn.losses.clip_loss forward and backward."""
@@ -62,10 +57,6 @@ def check_clip_loss(fn: Callable) -> bool:
     return _run("clip_loss", checks)
 
 
-@hinted("keep_most_similar",
-        "Sort the pairs by score, highest first (torch.argsort(scores, descending=True)), and keep the first "
-        "k = round(keep_fraction * N) of that order. Check the fraction is in [0, 1] first.",
-        "keep = torch.zeros(N, dtype=torch.bool); keep[torch.argsort(scores, descending=True)[:k]] = True.")
 def check_keep_most_similar(fn: Callable) -> bool:
     """Exercise (notebook 02): `fn(scores, keep_fraction) -> bool mask` keeping exactly
     round(keep_fraction * N) pairs with the highest scores (CLIP-score filtering)."""
@@ -97,11 +88,6 @@ def check_keep_most_similar(fn: Callable) -> bool:
     return _run("keep_most_similar", checks)
 
 
-@hinted("logits_bytes",
-        "Each process holds two logits matrices (images to captions and captions to images). With the full loss "
-        "each is N x N; with the local loss each has only this process's b = N / W rows, against all N columns.",
-        "rows = global_batch // world if local_loss else global_batch; "
-        "return 2 * rows * global_batch * bytes_per_number.")
 def check_logits_bytes(fn: Callable) -> bool:
     """Exercise (notebook 10): `fn(global_batch, world, local_loss, bytes_per_number=4) -> int`, the bytes of the two
     logits matrices one process holds, checked against the tensors `clip_loss`'s arithmetic builds."""
@@ -122,13 +108,6 @@ def check_logits_bytes(fn: Callable) -> bool:
     return _run("logits_bytes", checks)
 
 
-@hinted("simulated_loss",
-        "Split the N rows into `world` blocks of b = N // world. Process r owns rows r * b to (r + 1) * b. For the "
-        "full loss every process computes the same N x N loss; for the local loss it scores only its own rows "
-        "against all N columns, and the true column of its row i is r * b + i.",
-        "Local: logits = scale * image_features[mine] @ text_features.T and scale * text_features[mine] @ "
-        "image_features.T, labels = torch.arange(b) + r * b, the mean of the two cross-entropies; then average "
-        "the per-process losses with torch.stack(losses).mean().")
 def check_simulated_loss(fn: Callable) -> bool:
     """Exercise (notebook 10): `fn(image_features, text_features, scale, world, local_loss) -> scalar`, the mean over
     `world` simulated processes of each one's loss (full or local), equal to `clip_loss` on the whole batch in value

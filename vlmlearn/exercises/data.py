@@ -1,16 +1,12 @@
 """Exercises of notebook 00 (the data landscape): swapping captions to make label noise, and measuring it.
-Each check sits under its hints; the shared machinery is in `_core`."""
+The hints are in `vlmlearn/shipped/hints.json`; the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
-@hinted("swap_captions",
-        "Choose which captions move with a seeded generator: np.random.default_rng(seed).permutation(N)[:k], with "
-        "k = round(noise_rate * N). A single chosen caption has nowhere else to go.",
-        "Give each chosen image the caption of the next chosen one: for dst, src in zip(chosen, np.roll(chosen, 1)).")
 def check_swap_captions(fn: Callable) -> bool:
     """Exercise (notebook 00): `fn(captions, noise_rate, seed) -> (new_captions, swapped)`.
 
@@ -44,10 +40,6 @@ def check_swap_captions(fn: Callable) -> bool:
     return _run("swap_captions", checks)
 
 
-@hinted("measured_noise_rate",
-        "A caption is wrong when it does not describe its own image: `caption_matches(caption, batch.attributes, i)` "
-        "says whether caption i fits image i.",
-        "Average `not caption_matches(c, batch.attributes, i)` over `enumerate(batch.captions)` and return a float.")
 def check_noise_rate(fn: Callable, world) -> bool:
     """Exercise (notebook 00): `fn(batch) -> float`, the fraction of pairs whose caption does not
     describe its image, measured with `parse_caption`, compared with the true count."""

@@ -1,18 +1,14 @@
 """Exercise of notebook 12 (classic failures): telling a contrastive loss stuck at chance from one that learns. Only
-notebook 12 imports this module (the package's `exercises/__init__.py` does not), so its hints register when the
-notebook imports it."""
+notebook 12 imports this module (the package's `exercises/__init__.py` does not); its hints are in
+`vlmlearn/shipped/hints.json`."""
 from __future__ import annotations
 
 import math
 from typing import Callable
 
-from ._core import _expect, _run, hinted
+from ._core import _expect, _run
 
 
-@hinted("loss_at_chance",
-        "Chance for a contrastive loss over B candidates is ln(B): the loss of a model that scores every candidate "
-        "alike. Drop the first `warmup` fraction of the steps, average the rest, and compare with math.log(B).",
-        "after = losses[int(len(losses) * warmup):]; return abs(sum(after) / len(after) - math.log(batch_size)) < tol")
 def check_loss_at_chance(fn: Callable) -> bool:
     """Exercise (notebook 12): `fn(losses, batch_size, *, warmup=0.2, tol=0.1) -> bool`, True when the mean loss after
     the first `warmup` fraction of steps is within `tol` of ln(batch_size); checked against

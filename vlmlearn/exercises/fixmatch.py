@@ -1,20 +1,13 @@
 """Exercise of notebook 08: FixMatch's whole training step, the function `train` calls at every step of the FixMatch
-run. The check sits under its hints; the shared machinery is in `_core`. Notebook 08 imports it from here, so no other
-notebook's benchmark fingerprint moves with it."""
+run. Its hints are in `vlmlearn/shipped/hints.json`; the shared machinery is in `_core`. Notebook 08 imports it from
+here, so no other notebook's benchmark fingerprint moves with it."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
-@hinted("fixmatch_step",
-        "The batch is (labeled images x, their labels y, unlabeled images u). Make three views: x weakly augmented, "
-        "u weakly augmented, u strongly augmented. Run the model once over all three together, so that BatchNorm "
-        "normalises them as one batch, and split its logits back into the three parts.",
-        "torch.cat the views and torch.Tensor.chunk the unlabeled part in two; the loss is F.cross_entropy on the "
-        "labeled part plus your fixmatch_loss(logits_weak, logits_strong, threshold); mask_rate is the share of "
-        "unlabeled images whose weak view passes the threshold (vlmlearn.semi.confident_mask counts it).")
 def check_fixmatch_step(fn: Callable) -> bool:
     """Exercise (notebook 08): `fn(model, batch, threshold, weak=..., strong=...) -> (loss, {"mask_rate": float})`
     with `batch = (x (B, C, H, W), y (B,), u (MU * B, C, H, W))`: one forward pass over weak(x), weak(u) and

@@ -1,17 +1,12 @@
-"""Exercise of notebook 05 (generative models): greedy decoding of a caption. The check sits under its hints;
-the shared machinery is in `_core`."""
+"""Exercise of notebook 05 (generative models): greedy decoding of a caption. Its hints are in
+`vlmlearn/shipped/hints.json`; the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _run, hinted
+from ._core import _expect, _run
 
 
-@hinted("greedy_decode",
-        "Keep a (B, t) tensor of ids that grows by one column per step, and a (B,) bool `done` that turns True "
-        "once a row has written eos_id. Stop at max_length columns.",
-        "ids = torch.full((B, 1), bos_id); each step nxt = next_logits(ids).argmax(-1); nxt = torch.where(done, "
-        "pad_id, nxt); ids = torch.cat([ids, nxt[:, None]], 1); done |= nxt == eos_id.")
 def check_greedy_decode(fn: Callable) -> bool:
     """Exercise (notebook 05): `fn(next_logits, batch_size, bos_id, eos_id, pad_id, max_length) -> ids`.
 

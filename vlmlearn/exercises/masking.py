@@ -1,19 +1,12 @@
 """Exercises of the masked-modelling notebooks: MAE's random masking (03) and BERT's token masking (04).
-Each check sits under its hints; the shared machinery is in `_core`."""
+The hints are in `vlmlearn/shipped/hints.json`; the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _run, hinted
+from ._core import _expect, _run
 
 
-@hinted("random_masking",
-        "Sorting the noise shuffles the patches: ids_shuffle = noise.argsort(dim=1) lists the patches from the "
-        "smallest noise up, and the first K of that order are kept. ids_restore = ids_shuffle.argsort(dim=1) "
-        "undoes the shuffle.",
-        "kept = tokens.gather(1, ids_shuffle[:, :K, None].expand(-1, -1, D)); mask = torch.ones(B, N, "
-        "device=tokens.device) with mask[:, :K] = 0 is the mask in shuffled order: mask.gather(1, ids_restore) "
-        "puts it back in the original order.")
 def check_random_masking(fn: Callable) -> bool:
     """Exercise (notebook 03): `fn(tokens, mask_ratio, noise) -> (kept, mask, ids_restore)` with
     tokens (B, N, D), noise (B, N): keep the K = int(N * (1 - mask_ratio)) tokens with the smallest
@@ -47,13 +40,6 @@ def check_random_masking(fn: Callable) -> bool:
     return _run("random_masking", checks)
 
 
-@hinted("mask_tokens",
-        "Three random draws of the ids' shape, in this order: which tokens are chosen (torch.rand < mask_prob, "
-        "never a special id: torch.isin), how each chosen token is corrupted (another torch.rand: < 0.8 mask, "
-        "0.8 to 0.9 a random word, the rest unchanged), and the random words (torch.randint over non-special ids).",
-        "inputs = torch.where(chosen & (how < 0.8), mask_id, ids); "
-        "then torch.where(chosen & (how >= 0.8) & (how < 0.9), words, inputs); "
-        "labels = torch.where(chosen, ids, -100). Pass generator= to every draw.")
 def check_mask_tokens(fn: Callable) -> bool:
     """Exercise (notebook 04): `fn(ids, mask_id, vocab_size, special_ids, mask_prob=0.15, generator=None)
     -> (inputs, labels)`: choose 15 % of the non-special tokens; replace 80 % of those with mask_id, 10 % with a random

@@ -1,18 +1,13 @@
-"""Exercises of the semi-supervised notebooks: selecting pseudo-labels (07); the Π-model penalty, the mean
-teacher's EMA update and the FixMatch loss (08). Each check sits under its hints (the Π-model and EMA checks
+"""Exercises of the semi-supervised notebooks: selecting pseudo-labels (07); the Π-model penalty, the mean teacher's
+EMA update and the FixMatch loss (08). The hints are in `vlmlearn/shipped/hints.json` (the Π-model and EMA checks
 have none); the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _Fail, _run, hinted
+from ._core import _expect, _Fail, _run
 
 
-@hinted("select_pseudo_labels",
-        "An image is confident when its top class probability, probs.max(-1).values, is >= threshold (>=, as in "
-        "FixMatch). Its pseudo-label is the argmax class.",
-        "keep = probs.max(-1).values >= threshold; idx = keep.nonzero(as_tuple=True)[0]; return idx, "
-        "probs[idx].argmax(-1).")
 def check_select_pseudo_labels(fn: Callable) -> bool:
     """Exercise (notebook 07): `fn(probs, threshold) -> (indices, labels)`: the images whose top probability is
     >= threshold, in order, and their argmax classes; checked against `vlmlearn.semi.select_pseudo_labels`."""
@@ -80,11 +75,6 @@ def check_ema_update(fn: Callable) -> bool:
     return _run("ema_update", checks)
 
 
-@hinted("fixmatch_loss",
-        "The weak view gives the pseudo-label: softmax its logits (detached), keep the images whose top probability "
-        "is >= threshold, and take the argmax as the label.",
-        "mask = (probs.max(-1).values >= threshold).float(); (F.cross_entropy(logits_strong, probs.argmax(-1), "
-        "reduction='none') * mask).mean(): the mean over every unlabeled image, not only the confident ones.")
 def check_fixmatch_loss(fn: Callable) -> bool:
     """Exercise (notebook 08): `fn(logits_weak, logits_strong, threshold) -> scalar`: pseudo-labels
     from the weak view where its top probability is >= threshold, cross-entropy of the strong

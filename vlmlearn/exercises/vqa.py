@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _run, hinted
+from ._core import _expect, _run
 
 
-@hinted("matching_logits",
-        "Row m of `text` belongs to question q[m] and answer a[m]: its score is scale times the dot product of "
-        "image[q[m]] and text[m] (both unit vectors: a cosine), plus bias[a[m]].",
-        "scores = scale * (image[q] * text).sum(-1) + bias[a]; then a (B, A) tensor full of float('-inf') with "
-        "scores written at (q, a): torch.full(...).index_put((q, a), scores).")
 def check_matching_logits(fn: Callable) -> bool:
     """Exercise (notebook 06): `fn(image, text, q, a, scale, bias) -> (B, A)` answer-by-matching logits, -inf where
     an answer is not a candidate; checked against `vlmlearn.vqa.matching_logits` (smallest case first)."""

@@ -1,19 +1,13 @@
-"""Exercise of notebook 06: WiSE-FT's weight interpolation. The check sits under its hints; the shared machinery is
-in `_core`. Notebook 06 imports it from here (`vlmlearn.exercises` re-exports it once that file next changes, which
-re-makes every notebook's benchmark fingerprint)."""
+"""Exercise of notebook 06: WiSE-FT's weight interpolation. Its hints are in `vlmlearn/shipped/hints.json`; the
+shared machinery is in `_core`. Notebook 06 imports it from here (`vlmlearn.exercises` re-exports it once that file
+next changes, which re-makes every notebook's benchmark fingerprint)."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _run, hinted
+from ._core import _expect, _run
 
 
-@hinted("interpolate_weights",
-        "Build a new dict with the keys of `end`. An entry that holds floating-point numbers (a weight, a bias, a "
-        "running mean) is mixed: alpha of the way from `start`'s value to `end`'s. Any other entry (an integer "
-        "counter) is copied from `end`.",
-        "Test an entry with `v.is_floating_point()`; the mix is `(1 - alpha) * start[k] + alpha * v`, which "
-        "`torch.lerp` also computes.")
 def check_interpolate_weights(fn: Callable) -> bool:
     """Exercise (notebook 06): `fn(start, end, alpha) -> dict`, two state dicts mixed as WiSE-FT mixes them;
     checked against `vlmlearn.soups.interpolate_weights` (smallest case first)."""
