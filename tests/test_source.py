@@ -34,3 +34,16 @@ def test_bad_names_say_what_exists(capsys):
         source(random_masking, "forward")
     show_source(MaskedAutoencoder, "forward")
     assert "loss = (per_patch * mask).sum()" in capsys.readouterr().out
+
+
+def test_a_decorated_function_is_read_from_its_own_file():
+    """bootstrap_captions runs under @torch.no_grad(), whose wrapper lives in torch: the header must still name
+    vlmlearn/capfilt.py and the lines that hold the function."""
+    from vlmlearn.capfilt import bootstrap_captions
+
+    text = source(bootstrap_captions)
+    header, body = text.split("\n", 1)
+    assert header.startswith("# vlmlearn/capfilt.py, lines ") and "def bootstrap_captions(" in body
+    start, end = map(int, header.split("lines ")[1].split(":")[0].split("-"))
+    lines = (ROOT / "vlmlearn" / "capfilt.py").read_text().splitlines()[start - 1:end]
+    assert "\n".join(lines) == body.rstrip("\n")

@@ -19,6 +19,7 @@ def source(obj, *members: str) -> str:
     parts = []
     for target, name in ([(obj, obj.__qualname__)] if not members else
                          [(_member(obj, m), f"{obj.__qualname__}.{m}") for m in members]):
+        target = inspect.unwrap(target)  # a decorated function (@torch.no_grad()) is read from its own file
         lines, start = inspect.getsourcelines(target)
         where = _relative(inspect.getsourcefile(target))
         parts.append(f"# {where}, lines {start}-{start + len(lines) - 1}: {name}\n" + textwrap.dedent("".join(lines)))
