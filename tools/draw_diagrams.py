@@ -777,7 +777,7 @@ def capfilt() -> Svg:
                 f"calls it; WEB_NOISE = {p['WEB_NOISE']:g}")
     web = svg.box(20, 80, 220, 64, [f"**{web_n:,} web pairs", f"{p['WEB_NOISE']:.0%} of captions corrupted",
                                     "(swapped, one word, junk)"], color=WRONG)
-    clean = svg.box(20, 330, 220, 56, [f"**{clean_n:,} clean pairs", "human-written captions"], color=TARGET)
+    clean = svg.box(20, 330, 220, 56, [f"**{clean_n:,} clean pairs", "true captions (a curated set)"], color=TARGET)
     decoder = count(len(cap.decoder.layers), "layer")
     captioner = svg.box(290, 180, 230, 96, ["**captioner: Captioner", f"CNN → {side} × {side} grid, decoder {decoder}",
                                             "trained on the clean pairs", "writes 1 caption per web image"],
