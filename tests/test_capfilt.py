@@ -60,20 +60,3 @@ def test_the_capfilt_check_passes_the_loop_and_names_each_bug(bug, says, capsys)
     assert check_capfilt(_capfilt_loop())
     assert not check_capfilt(_capfilt_loop(bug))
     assert says in capsys.readouterr().out
-
-
-def test_the_capfilt_fallback_is_what_bootstrap_captions_keeps():
-    from vlmlearn.data import ShapesWorld
-    from vlmlearn.exercises.capfilt import capfilt_pairs
-
-    tok = WordTokenizer(caption_vocabulary(), context_length=20)
-    torch.manual_seed(1)
-    captioner = Captioner(vocab_size=tok.vocab_size, width=16, layers=1, heads=2, widths=(8, 8, 8)).eval()
-    clip = DualEncoder(SmallCNN(image_size=32, widths=(8, 8, 8), embed_dim=16),
-                       TextTransformer(vocab_size=tok.vocab_size, context_length=20, width=16, layers=1, heads=2,
-                                       embed_dim=16)).eval()
-    web = ShapesWorld(seed=3, image_size=32).noisy_pairs(10, noise_rate=0.5)
-    images, captions = capfilt_pairs(web.images, web.captions, captioner, clip, tok, 0.0)
-    kept = bootstrap_captions(web.images, web.captions, captioner=captioner, filter_model=clip, tokenizer=tok,
-                              threshold=0.0)
-    assert captions == kept.captions and torch.equal(images, kept.images) and len(captions) > 0
