@@ -308,3 +308,53 @@ def test_the_package_recipe_is_the_one_chosen_on_validation():
     assert grid["chosen"] == MAE_FINETUNE_RECIPE
     defaults = {k: v.default for k, v in inspect.signature(finetune_mae).parameters.items() if k in MAE_FINETUNE_RECIPE}
     assert defaults == MAE_FINETUNE_RECIPE
+
+
+def _mae_loss_variant(bug=None):
+    """Notebook 03's exercise, right (bug=None) or with one learner's mistake."""
+    def loss(pred, target, mask):
+        per_patch = ((pred - target) ** 2).sum(-1) if bug == "sum over values" else ((pred - target) ** 2).mean(-1)
+        if bug == "visible patches":
+            mask = 1 - mask
+        if bug == "every patch":
+            return per_patch.mean()
+        total = (per_patch * mask).sum()
+        if bug == "detached":
+            total = total.detach()
+        return total if bug == "sum over patches" else total / mask.sum()
+
+    return loss
+
+
+@pytest.mark.parametrize("bug, says", [("visible patches", "counts the visible patches"),
+                                       ("every patch", "counts every patch"),
+                                       ("sum over values", "sums a patch's values"),
+                                       ("sum over patches", "a sum, not a mean"),
+                                       ("detached", "no gradient")])
+def test_the_mae_loss_check_passes_the_models_loss_and_names_each_mistake(bug, says, capsys):
+    from vlmlearn.exercises import check_mae_loss
+
+    state = torch.get_rng_state()
+    assert check_mae_loss(_mae_loss_variant())
+    assert torch.equal(torch.get_rng_state(), state)  # the notebook's draws stay what they were
+    assert not check_mae_loss(_mae_loss_variant(bug))
+    assert says in capsys.readouterr().out
+
+
+def test_the_mae_loss_check_holds_the_learner_to_the_models_own_loss(monkeypatch, capsys):
+    """The check's reference is MaskedAutoencoder.forward: were the model's loss another formula (here the visible
+    patches' error), the right answer would fail."""
+    from vlmlearn import mae
+    from vlmlearn.exercises import check_mae_loss
+
+    forward = mae.MaskedAutoencoder.forward
+
+    def visible_forward(self, images, mask_ratio=None, noise=None):
+        out = forward(self, images, mask_ratio, noise)
+        per_patch = ((out.pred - self.targets(images)) ** 2).mean(-1)
+        return mae.MAEOutput((per_patch * (1 - out.mask)).sum() / (1 - out.mask).sum(), out.pred, out.mask,
+                             out.ids_restore)
+
+    monkeypatch.setattr(mae.MaskedAutoencoder, "forward", visible_forward)
+    assert not check_mae_loss(_mae_loss_variant())
+    assert "the model's own loss" in capsys.readouterr().out

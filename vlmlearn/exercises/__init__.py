@@ -24,7 +24,7 @@ from .capstone import check_pick_best
 from .contrastive import check_clip_loss, check_keep_most_similar, check_logits_bytes, check_simulated_loss
 from .data import check_noise_rate, check_swap_captions
 from .generative import check_greedy_decode
-from .masking import check_mask_tokens, check_random_masking
+from .masking import check_mae_loss, check_mask_tokens, check_random_masking
 from .semi import check_ema_update, check_fixmatch_loss, check_pi_consistency, check_select_pseudo_labels
 from .vqa import check_matching_logits
 
@@ -32,7 +32,7 @@ __all__ = [
     "hints", "use", "predicted",
     "check_swap_captions", "check_noise_rate",
     "check_clip_loss", "check_keep_most_similar",
-    "check_random_masking", "check_mask_tokens",
+    "check_random_masking", "check_mae_loss", "check_mask_tokens",
     "check_greedy_decode",
     "check_matching_logits",
     "check_select_pseudo_labels", "check_pi_consistency", "check_ema_update", "check_fixmatch_loss",

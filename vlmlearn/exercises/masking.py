@@ -1,10 +1,11 @@
-"""Exercises of the masked-modelling notebooks: MAE's random masking (03) and BERT's token masking (04).
+"""Exercises of the masked-modelling notebooks: MAE's random masking and its loss on the hidden patches (03), and
+BERT's token masking (04).
 The hints are in `vlmlearn/shipped/hints.json`; the shared machinery is in `_core`."""
 from __future__ import annotations
 
 from typing import Callable
 
-from ._core import _expect, _run
+from ._core import _expect, _Fail, _run
 
 
 def check_random_masking(fn: Callable) -> bool:
@@ -38,6 +39,56 @@ def check_random_masking(fn: Callable) -> bool:
             _expect(torch.equal(ids_restore, want[2]), f"ratio={ratio}: ids_restore must be argsort(argsort(noise))")
 
     return _run("random_masking", checks)
+
+
+def check_mae_loss(fn: Callable) -> bool:
+    """Exercise (notebook 03): `fn(pred, target, mask) -> loss ()` with pred and target (B, N, D), each patch's
+    predicted and true values, and mask (B, N), 1 = hidden: the squared error averaged over each patch's D values,
+    then over the hidden patches only. Compared with the loss `MaskedAutoencoder.forward` computes (value and
+    gradient), on a hand-made case first, then on a small MAE's own prediction; the visible-patch bug is named as
+    `vlmlearn.checks.check_mae_loss_on_masked` names it."""
+    import torch
+
+    from ..checks import check_mae_loss_on_masked
+    from ..mae import MaskedAutoencoder
+
+    def checks():
+        try:
+            check_mae_loss_on_masked(fn)  # names the visible-patch and every-patch bugs
+        except ValueError as e:
+            raise _Fail(str(e)) from None
+        target = torch.zeros(1, 2, 2)
+        pred = torch.tensor([[[1.0, 1.0], [3.0, 3.0]]])  # patch 0 off by 1 in both values, patch 1 off by 3
+        mask = torch.tensor([[1.0, 0.0]])                # only patch 0 is hidden
+        got = float(fn(pred, target, mask))
+        _expect(abs(got - 1.0) < 1e-6,
+                f"pred=[[[1, 1], [3, 3]]], target all 0, mask=[[1, 0]] (patch 0 hidden): expected 1.0, the mean "
+                f"squared error of the hidden patch, got {got:.4g}"
+                + (": that sums a patch's values instead of averaging them" if abs(got - 2.0) < 1e-6 else ""))
+        with torch.random.fork_rng():  # the notebook's random draws stay what they were
+            torch.manual_seed(0)
+            model = MaskedAutoencoder(width=16, depth=1, heads=2, decoder_width=16, decoder_depth=1,
+                                      decoder_heads=2, norm_pix_loss=True)
+            images, noise = torch.rand(3, 3, 32, 32), torch.rand(3, 64)
+        out = model(images, noise=noise)
+        pred = out.pred.detach().requires_grad_()
+        mine = fn(pred, model.targets(images), out.mask)
+        _expect(torch.is_tensor(mine) and mine.dim() == 0, f"the loss must be a scalar tensor, got {mine!r:.80}")
+        want = out.loss.item()
+        _expect(abs(mine.item() - want) < 1e-5 * max(1.0, abs(want)),
+                f"on a small MAE's prediction (3 images, 64 patches of 48 values, 75 % hidden) the model's own loss "
+                f"is {want:.5f}, yours {mine.item():.5f}" + (": a sum, not a mean?" if mine.item() > 10 * want else ""))
+        _expect(mine.requires_grad, "the loss carries no gradient back to pred (detached, or .item()?): the "
+                                    "model could not learn from it")
+        (got_grad,) = torch.autograd.grad(mine, pred)
+        (want_grad,) = torch.autograd.grad(out.loss, out.pred)
+        _expect(bool((got_grad[out.mask == 0] == 0).all()),
+                "the gradient must reach the hidden patches only: the visible ones are copied from the input, "
+                "so the model must not be trained to predict them")
+        _expect(torch.allclose(got_grad, want_grad, atol=1e-7), "the value is right but the gradient differs from "
+                                                                "the model's: is part of the loss detached?")
+
+    return _run("mae_loss", checks)
 
 
 def check_mask_tokens(fn: Callable) -> bool:
