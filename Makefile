@@ -112,11 +112,13 @@ student-notebooks: install
 lab: install
 	$(VENV)/bin/jupyter lab notebooks
 
-# the shipped checkpoints: notebook 01's CLIP (~1 min), 03's MAE (~11 min) and 05's painter (~15 min), vlmlearn/shipped/checkpoints/ (package data)
+# the shipped checkpoints: notebook 01's CLIP (~1 min), 03's MAE (~11 min), 05's painter (~15 min) and 11's text LM and
+# projectors (~8 min), vlmlearn/shipped/checkpoints/ (package data)
 pretrain: install
 	$(PY) benchmarks/pretrain_clip.py
 	$(PY) benchmarks/pretrain_mae.py
 	$(PY) benchmarks/pretrain_painter.py
+	$(PY) benchmarks/pretrain_gvlm.py
 
 # notebook 09's grid and its controls (benchmarks/results/09_label_efficiency.json, 09_label_efficiency_controls.json)
 bench-capstone: install

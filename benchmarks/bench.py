@@ -46,10 +46,11 @@ PRODUCTS = [
     Product("vlmlearn/shipped/checkpoints/mae_shapes.json", "03", ("benchmarks/pretrain_mae.py",)),
     Product("benchmarks/results/03_finetune_recipe.json", "03", ("benchmarks/mae_finetune_recipe.py",)),  # 03 reads it
     Product("vlmlearn/shipped/checkpoints/painter_shapes.json", "05", ("benchmarks/pretrain_painter.py",)),
+    Product("vlmlearn/shipped/checkpoints/gvlm_shapes.json", "11", ("benchmarks/pretrain_gvlm.py",)),
     Product("benchmarks/results/trainer_overhead.json", "00", ("benchmarks/bench_data_and_loop.py",)),
     *map(_seeds, ["01_contrastive_alignment", "02_noisy_web_pairs", "03_masked_image_modeling",
                   "05_generative_unpaired", "06_supervised_finetuning", "07_pseudo_labeling",
-                  "08_consistency_regularization", "10_scaling_out"]),
+                  "08_consistency_regularization", "10_scaling_out", "11_generative_vlm"]),
     Product("benchmarks/results/05_generative_unpaired_2000_pairs.json", "05",
             ("benchmarks/notebook_seeds.py", "05_generative_unpaired", "--set", "N_PAIRS=2000", "--seeds", *SEEDS)),
     Product("benchmarks/results/03_mae_variants.json", "03", ("benchmarks/mae_variants.py",)),

@@ -31,12 +31,7 @@ CALIBRATION = WORLD.images(64).images
 MISMATCH = ("expected device", "same device", "at least two devices")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> GenerativeVLM:
@@ -257,3 +252,70 @@ def test_devices_tensors_follow_the_model():
         _no_mismatch(name, call)
     with pytest.raises(AssertionError, match="forgot"):  # the audit catches a CPU tensor meeting the model
         _no_mismatch("forgot", lambda: model(VQA.images[:4], ids))
+
+
+def _decoder_without_cache(model, images, ids, max_new_tokens=8):
+    """Right answers, the slow way: the whole sequence through the LM at every step."""
+    embeds, mask, _ = model.embed(images, ids)
+    tok, out = model.tokenizer, []
+    done = torch.zeros(len(ids), dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        logits = model.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions_from_mask(mask)).logits
+        token = logits[:, -1].argmax(-1).masked_fill(done, tok.pad_id)
+        out.append(token)
+        done |= token == tok.eos_id
+        if done.all():
+            break
+        embeds = torch.cat([embeds, model.lm.get_input_embeddings()(token)[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    return torch.stack(out, dim=1)
+
+
+def test_the_kv_decode_exercise_check(capsys):
+    from vlmlearn.exercises.gvlm import QUESTIONS, _tiny_vlm, check_kv_decode
+
+    model, images = _tiny_vlm()
+    ids, _ = chat_ids(model.tokenizer, QUESTIONS)
+    ended = (library_generate(model, images, ids) == model.tokenizer.eos_id).any(1)
+    assert ended.any() and not ended.all(), "the check's case has answers that end early and answers that run on"
+    assert check_kv_decode(greedy_decode_with_cache)
+    assert not check_kv_decode(_decoder_without_cache)
+    assert "without a cache" in capsys.readouterr().out
+
+    def no_padding(model, images, ids, max_new_tokens=8):  # keeps writing after the end token
+        new = greedy_decode_with_cache(model, images, ids, max_new_tokens=max_new_tokens)
+        return torch.where(new == model.tokenizer.pad_id, model.tokenizer.eos_id, new)
+
+    assert not check_kv_decode(no_padding)
+    assert "the library writes" in capsys.readouterr().out
+
+    def not_yet(model, images, ids, max_new_tokens=8):
+        raise NotImplementedError
+
+    assert not check_kv_decode(not_yet)
+    assert "not implemented yet" in capsys.readouterr().out
+    assert not check_kv_decode(_stuck_positions)  # every new token at the same position: RoPE sees no order
+    assert "position" in capsys.readouterr().out
+
+
+def _stuck_positions(model, images, ids, max_new_tokens=8):
+    """A KV-cache decoder with one realistic bug: each new token goes in one past the prompt, never further."""
+    from transformers import DynamicCache
+
+    from vlmlearn.gvlm import _cache_keyword
+
+    embeds, mask, positions = model.embed(images, ids)
+    cache, keyword, tok = DynamicCache(), _cache_keyword(model.lm), model.tokenizer
+    logits = model.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True,
+                      **{keyword: cache}).logits[:, -1]
+    done, out = torch.zeros(len(ids), dtype=torch.bool), []
+    for _ in range(max_new_tokens):
+        token = logits.argmax(-1).masked_fill(done, tok.pad_id)
+        out.append(token)
+        done |= token == tok.eos_id
+        if done.all():
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        logits = model.lm(inputs_embeds=model.lm.get_input_embeddings()(token[:, None]), attention_mask=mask,
+                          position_ids=positions[:, -1:] + 1, use_cache=True, **{keyword: cache}).logits[:, -1]
+    return torch.stack(out, dim=1)

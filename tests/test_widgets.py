@@ -28,6 +28,7 @@ EXPLORERS = {
     "07": lambda ns: widgets.threshold_explorer(ns["teacher_probs"], ns["pool_truth"]),
     "09": lambda ns: widgets.label_efficiency_explorer(ns["bench"]),
     "10": lambda ns: explorer_from_cell("10", ns),  # built in the notebook's own cell from vlmlearn.explorer
+    "11": lambda ns: explorer_from_cell("11", ns),
 }
 
 

@@ -16,7 +16,7 @@ NEEDS = {"00": (), "01": ("world", "fixed", "tok"), "02": ("scores", "is_noisy")
          "04": ("text_model", "image_model", "tok", "test"), "05": ("painter", "reader", "tok", "painting_explorer"),
          "06": ("matcher", "finals", "mix_weights", "tensors", "test", "best_alpha"),
          "07": ("teacher_probs", "pool_truth"), "08": ("pool_probs", "pool_labels"), "09": ("bench",),
-         "10": ("img", "txt", "keys", "scale", "SEED")}
+         "10": ("img", "txt", "keys", "scale", "SEED"), "11": ("models", "SIZES", "test", "decode")}
 
 
 def is_explorer_cell(source: str) -> bool:
@@ -29,7 +29,7 @@ def is_explorer_cell(source: str) -> bool:
 
 
 def standins(notebook: str) -> dict:
-    """The names notebook `notebook` ("00" ... "10")'s explorer cell reads, built small."""
+    """The names notebook `notebook` ("00" ... "11")'s explorer cell reads, built small."""
     from vlmlearn.contrastive import DualEncoder
     from vlmlearn.mae import MaskedAutoencoder
     from vlmlearn.mlm import MaskedCaptionModel
@@ -64,12 +64,24 @@ def standins(notebook: str) -> dict:
         "10": lambda: {"img": torch.nn.functional.normalize(torch.randn(300, 16), dim=-1),
                        "txt": torch.nn.functional.normalize(torch.randn(300, 16), dim=-1),
                        "keys": [str(k) for k in torch.randint(0, 40, (300,)).tolist()], "scale": 20.0, "SEED": 0},
+        "11": lambda: gvlm_standins(world),
     }
     if notebook not in make:
         raise ValueError(f"no explorer stand-ins for notebook {notebook!r}; notebooks with explorers: {sorted(make)}")
     names = make[notebook]()
     assert set(names) == set(NEEDS[notebook]), (notebook, sorted(names))
     return names
+
+
+def gvlm_standins(world):
+    """Notebook 11's question box: a small untrained generative VLM and 12 test questions."""
+    from vlmlearn.gvlm import GenerativeVLM, causal_lm, chat_tokenizer, greedy_decode_with_cache
+    from vlmlearn.models import SmallCNN
+
+    tok = chat_tokenizer()
+    model = GenerativeVLM(SmallCNN(widths=(8, 8, 8), embed_dim=16), causal_lm(tok, width=32, heads=2, layers=1), tok)
+    return {"models": {12: model.eval()}, "SIZES": (12,), "test": world.vqa(12, split="test"),
+            "decode": greedy_decode_with_cache}
 
 
 def vqa_standins(world):

@@ -1036,6 +1036,62 @@ def failures_map() -> Svg:
                 above += 13
     return svg
 
+def generative_vlm() -> Svg:
+    """Notebook 11: image tower -> image tokens -> projector -> causal LM, and the three stages that train it."""
+    import torch
+
+    from vlmlearn.gvlm import PROMPT
+    from vlmlearn.gvlm_train import load_pretrained_gvlm
+
+    model, record = load_pretrained_gvlm("text")
+    settings, config = record["settings"], record["config"]
+    with torch.no_grad():
+        grid_map = model.vision.features(torch.zeros(1, 3, model.image_size, model.image_size))
+    c, side = grid_map.shape[1], grid_map.shape[-1]
+    linears = [m for m in model.projector.net if hasattr(m, "out_features")]
+    sizes = parameters("11")["SIZES"]
+    prompt = PROMPT.format(question="what color is the square?")
+    svg = Svg(980, 400, "A generative VLM built from the course's parts",
+              f"An image goes through notebook 01's CLIP image tower to a {side} x {side} map of {c} channels, "
+              f"{side * side} image tokens; the projector maps each into the language model's input space; the LM "
+              f"reads the image tokens, then the prompt's words, and writes the answer one word at a time. Below: "
+              f"the three stages that train it.")
+    svg.heading("A generative VLM from the course's parts",
+                "vlmlearn.gvlm.GenerativeVLM as notebook 11 loads it (load_pretrained_gvlm); sizes read from the "
+                "shipped checkpoint")
+    im = svg.box(20, 80, 90, 50, ["image", f"{model.image_size} × {model.image_size}"], color=IMAGE)
+    tower = svg.box(140, 70, 170, 70, ["CLIP image tower", "(notebook 01, frozen)",
+                                       f"→ {side} × {side} × {c} map"], color=IMAGE)
+    svg.arrow(im.right, tower.left, color=IMAGE[1])
+    tokens = svg.box(340, 75, 130, 60, [f"{side * side} image tokens", f"({c}-d each)"], color=IMAGE)
+    svg.arrow(tower.right, tokens.left, color=IMAGE[1])
+    widths = " → ".join([str(c), *(str(m.out_features) for m in linears)])
+    proj = svg.box(500, 70, 150, 70, ["**projector (MLP)", widths, "per token"], color=TARGET)
+    svg.arrow(tokens.right, proj.left, color=IMAGE[1])
+    lm = svg.box(700, 60, 260, 150, ["**causal LM (transformers' Llama)", f"{config['layers']} layers, width "
+                                     f"{config['width']}, {config['heads']} heads",
+                                     f"{config['vocab_size']} words, from a local config", "",
+                                     f"reads {side * side} image tokens, then words"], color=MODEL)
+    svg.arrow(proj.right, (lm.x, proj.cy), color=IMAGE[1])
+    words = svg.box(340, 165, 310, 40, [f'"<bos> {prompt}"'], color=TEXT, size=11.5)
+    svg.arrow(words.right, (lm.x, words.cy), color=TEXT[1])
+    out = svg.box(790, 235, 170, 40, ['"red <eos>", word by word'], color=TEXT, size=11.5)
+    svg.arrow((out.cx, lm.y + lm.h), out.top)
+    stages = [("**0 · text pretraining", "the LM alone: next word on", f"{4 * settings['text_lines']:,} text lines",
+               f"{settings['text_steps']:,} steps"),
+              ("**1 · alignment", "captioning: the projector" + (" and LM" if settings["align_lm_lr"] else " alone"),
+               f"on {settings['web_pairs']:,} noisy web pairs", f"{settings['align_steps']:,} steps"),
+              ("**2 · instruction tuning", "projector + LM: answers as text",
+               f"on {' / '.join(f'{n:,}' for n in sizes)} labeled questions,", "web captions kept;",
+               f"{parameters('11')['STEPS']:,} steps, best on validation")]
+    for k, lines in enumerate(stages):
+        b = svg.box(20 + k * 250, 300, 230, 86, list(lines), color=DATA, size=11.5)
+        if k:
+            svg.arrow((b.x - 20, b.cy), b.left)
+    svg.text(20, 290, "how it is trained (make pretrain ships stages 0 and 1; the notebook runs stage 2)", size=12,
+             anchor="start", fill=MUTED)
+    return svg
+
 
 DIAGRAMS = {  # file name (notebooks/figures/NAME.svg) -> the function that draws it
     "00_data_views": data_views,
@@ -1049,6 +1105,7 @@ DIAGRAMS = {  # file name (notebooks/figures/NAME.svg) -> the function that draw
     "08_fixmatch": fixmatch,
     "09_protocol": protocol,
     "10_gathered_loss": gathered_loss,
+    "11_gvlm": generative_vlm,
     "12_failures_map": failures_map,
 }
 

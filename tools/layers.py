@@ -60,6 +60,7 @@ LAYERS = {
     "vlmlearn.gvlm_eval": 4,
     "vlmlearn.clip_models": 5,
     "vlmlearn.clip_finetune": 5,
+    "vlmlearn.gvlm_train": 5,
     "vlmlearn.label_efficiency": 5,
     "vlmlearn.label_efficiency_report": 5,
     "vlmlearn.widgets": 6,

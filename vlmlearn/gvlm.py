@@ -4,16 +4,19 @@ a projector, and a small causal language model that answers in words.
     lm = causal_lm(tok, width=96)                               # transformers' Llama from a local config, no download
     model = GenerativeVLM(clip.image_encoder, lm, tok)          # notebook 01's CNN; its 4 x 4 feature map -> 16 tokens
     set_trainable(model, projector=True, lm=False)              # stage 1, alignment: the projector only
-    loss, _ = alignment_step(model, chat_tensors(tok, images, [DESCRIBE] * n, captions))
+    loss, _ = alignment_step(model, (images, *caption_ids(tok, captions)))
     set_trainable(model, projector=True, lm=True)               # stage 2, instruction tuning on labeled questions
     loss, _ = instruction_step(model, chat_tensors(tok, images, questions, answers))
     answer(model, images, ["what color is the square?"])       # -> ["red"], greedy through the library's generate
+    describe(model, images)                                     # a caption for each image
 
-A chat row reads `[image tokens] <bos> question : what color is the square ? answer : red <eos>`: the image enters
-the LM as embeddings (`inputs_embeds`), the words through the LM's own embedding table, and the loss counts the answer
-words only. Text rows are left-padded (padding is masked and skipped by the position ids), so one layout serves
-training, the library's `generate` and the KV-cache decoder written here from scratch (`greedy_decode_with_cache`).
-The image tower stays frozen throughout, as in LLaVA (Liu et al. 2023, arXiv:2304.08485).
+An alignment row reads `[image tokens] <bos> a red square on the left <eos>`, a chat row
+`[image tokens] <bos> question : what color is the square ? answer : red <eos>`: the image enters the LM as
+embeddings (`inputs_embeds`), the words through the LM's own embedding table; the loss counts the caption (alignment)
+or the answer words (instruction tuning), each with the end token. Text rows are left-padded (padding is masked and
+skipped by the position ids), so one layout serves training, the library's `generate` and the KV-cache decoder written
+here from scratch (`greedy_decode_with_cache`). The image tower stays frozen throughout, as in LLaVA (Liu et al. 2023,
+arXiv:2304.08485). `vlmlearn.gvlm_train` runs the stages; `vlmlearn.gvlm_eval` judges the answers.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import copy
 import inspect
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -76,10 +80,26 @@ def chat_ids(tok: WordTokenizer, questions: Sequence[str], answers: Sequence[str
     return ids, answer_mask
 
 
+def caption_ids(tok: WordTokenizer, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alignment rows `<bos> {caption} <eos>`, left-padded, the LM's own text-pretraining form: ids (N, L) int64 and
+    mask (N, L) bool, True on the caption words and the end token (the loss predicts the whole caption from the image
+    tokens before it). Junk alt-text words become <unk>, which the loss predicts too: the web pairs are noisy."""
+    if not len(captions):
+        raise ValueError("expected at least one caption")
+    rows = [[tok.bos_id, *_words(tok, c), tok.eos_id] for c in captions]
+    length = max(map(len, rows))
+    ids = torch.full((len(rows), length), tok.pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, length - len(row):] = torch.tensor(row)
+        mask[i, length - len(row) + 1:] = True
+    return ids, mask
+
+
 def chat_tensors(tok: WordTokenizer, images: torch.Tensor, questions: Sequence[str], answers: Sequence[str]
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A dataset for `alignment_step` / `instruction_step` (and `vlmlearn.train.minibatches`):
-    (images (N, 3, S, S), ids (N, L), answer_mask (N, L)). Alignment: questions = [DESCRIBE] * N, answers = captions."""
+    """A dataset for `instruction_step` (and `vlmlearn.train.minibatches`): (images (N, 3, S, S), ids (N, L),
+    answer_mask (N, L)). Alignment rows are `caption_ids`' (no prompt); `DESCRIBE` as the question is another way."""
     if len(images) != len(questions):
         raise ValueError(f"got {len(images)} images but {len(questions)} questions")
     return (images, *chat_ids(tok, questions, answers))
@@ -258,9 +278,17 @@ def instruction_step(model: GenerativeVLM, batch: tuple) -> tuple[torch.Tensor, 
     return next_word_loss(logits, ids, answer_mask), {}
 
 
+def mixed_instruction_step(model: GenerativeVLM, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
+    """Instruction tuning that keeps captioning: (images, ids, answer_mask) of chat rows followed by (images, ids, mask)
+    of caption rows (`caption_ids`) -> the answer loss plus the caption loss, each a mean over its own tokens."""
+    answers = instruction_step(model, batch[:3])[0]
+    captions = instruction_step(model, batch[3:6])[0]
+    return answers + captions, {"answer_loss": answers.item(), "caption_loss": captions.item()}
+
+
 def alignment_step(model: GenerativeVLM, batch: tuple) -> tuple[torch.Tensor, dict[str, float]]:
-    """Stage 1: `instruction_step` on (image, DESCRIBE, caption) rows, with a check that only the projector learns
-    (the LM and the image tower frozen: `set_trainable(model, projector=True, lm=False)`)."""
+    """Stage 1: `instruction_step` on (images, ids, mask) caption rows (`caption_ids`), with a check that only the
+    projector learns (the LM and the image tower frozen: `set_trainable(model, projector=True, lm=False)`)."""
     net = getattr(model, "module", model)  # the model itself, or the one DDP wraps
     if any(p.requires_grad for p in [*net.lm.parameters(), *net.vision.parameters()]):
         raise ValueError("alignment trains the projector only: call set_trainable(model, projector=True, lm=False)")
@@ -320,20 +348,61 @@ def greedy_decode_with_cache(model: GenerativeVLM, images: torch.Tensor, ids: to
     return torch.stack(out, dim=1)
 
 
+def _write(model: GenerativeVLM, images: torch.Tensor, prompts: Callable[[slice], torch.Tensor], n: int, *,
+           max_new_tokens: int, decode: DecodeFn, batch_size: int) -> list[str]:
+    """Decode n prompts (prompts(rows) -> left-padded ids) after their images, batch by batch, on the model's device."""
+    device = next(model.parameters()).device
+    texts = []
+    with eval_mode(model):
+        for i in range(0, n, batch_size):
+            rows = slice(i, i + batch_size)
+            new = decode(model, images[rows].to(device), prompts(rows).to(device), max_new_tokens=max_new_tokens)
+            texts += model.tokenizer.decode(new.cpu())
+    return texts
+
+
 @torch.no_grad()
 def answer(model: GenerativeVLM, images: torch.Tensor, questions: Sequence[str], *, max_new_tokens: int = 8,
            decode: DecodeFn = library_generate, batch_size: int = 500) -> list[str]:
     """Answer questions about images in words: images (N, 3, S, S) (or their `image_features`) on any device, N
     questions -> N strings.
     `decode(model, images, prompt_ids, max_new_tokens=...)` is `library_generate` unless a notebook passes the
-    learner's decoder. Use `question=DESCRIBE` for a description."""
+    learner's decoder."""
     if len(images) != len(questions):
         raise ValueError(f"got {len(images)} images but {len(questions)} questions")
-    device = next(model.parameters()).device
-    texts = []
-    with eval_mode(model):
-        for i in range(0, len(questions), batch_size):
-            ids, _ = chat_ids(model.tokenizer, questions[i:i + batch_size])
-            new = decode(model, images[i:i + batch_size].to(device), ids.to(device), max_new_tokens=max_new_tokens)
-            texts += model.tokenizer.decode(new.cpu())
-    return texts
+    return _write(model, images, lambda rows: chat_ids(model.tokenizer, questions[rows])[0], len(questions),
+                  max_new_tokens=max_new_tokens, decode=decode, batch_size=batch_size)
+
+
+@torch.no_grad()
+def describe(model: GenerativeVLM, images: torch.Tensor, *, max_new_tokens: int = 16,
+             decode: DecodeFn = library_generate, batch_size: int = 500) -> list[str]:
+    """A caption for each image, written after the start token alone (the alignment rows' form, `caption_ids`):
+    images (N, 3, S, S) (or their `image_features`) -> N strings."""
+    bos = torch.full((len(images), 1), model.tokenizer.bos_id, dtype=torch.long)
+    return _write(model, images, lambda rows: bos[rows], len(images), max_new_tokens=max_new_tokens, decode=decode,
+                  batch_size=batch_size)
+
+
+def text_corpus(world, n: int = 20_000) -> list[str]:
+    """The LM's unpaired text, 4n lines from a ShapesWorld, no image in sight:
+    - n captions and n questions (without answers);
+    - n restatements, `{description} . {the same scene in other words}` (two of its four templates): a small LM learns
+      to say again what its context says, the skill captioning from image tokens needs;
+    - n questions answered from a written scene, `{description} . question : {q} answer : {a}`: text-only
+      instruction data made from descriptions, as LLaVA made its instruction data by having a text-only GPT-4 read
+      COCO captions and boxes.
+    Drawn from indices the course's labeled, web and test sets do not use (captions and questions from 100,000,
+    restatements from 300,000, written scenes from 400,000)."""
+    from .data.captions import ONE_OBJECT_TEMPLATES, caption_from_attributes, paraphrases
+
+    if n < 1:
+        raise ValueError(f"expected n >= 1 lines of each kind, got {n}")
+    templates = len(ONE_OBJECT_TEMPLATES)
+    rng = np.random.default_rng(world.seed)
+    restated = [f"{p[a]} . {p[b]}" for p, (a, b) in zip(paraphrases(world.pairs(n, start=300_000).attributes),
+                                                        (rng.choice(templates, 2, replace=False) for _ in range(n)))]
+    qa = world.vqa(n, start=400_000)
+    scenes = caption_from_attributes(qa.attributes, np.random.default_rng(world.seed + 7).integers(0, templates, n))
+    answered = [f"{s} . {PROMPT.format(question=q)} {a}" for s, q, a in zip(scenes, qa.questions, qa.answers)]
+    return world.pairs(n, start=100_000).captions + world.vqa(n, start=100_000).questions + restated + answered

@@ -3,7 +3,7 @@ and hallucination (naming a colour or shape the image does not hold).
 
     texts = answer(model, test.images, test.questions)         # vlmlearn.gvlm
     vqa_scores(texts, test)                                      # {"exact": ..., "valid": ..., "hallucination": ...}
-    hallucinations(descriptions, batch.attributes)               # (N,) bool, for answers to DESCRIBE
+    hallucinations(describe(model, batch.images), batch.attributes)   # (N,) bool, for descriptions too
 
 The test questions and candidate answers are notebook 06's (`world.vqa(1000, split="test")`,
 `vlmlearn.vqa.answer_candidates`), so a generative model's exact match stands beside 06's accuracy: a classifier picks

@@ -15,7 +15,8 @@ learner's written prediction with what the experiment measured.
 This file is the public API the notebooks import, nothing else. Each exercise's check lives in its topic's module:
 `data` (notebook 00), `contrastive` (01, 02, 10), `masking` (03, 04), `generative` (05), `vqa` (06), `semi` (07, 08),
 `capstone` (09); a few live in modules that only their notebook imports (`weights` 06, `capfilt` 07, `fixmatch` 08,
-`failures` 12). The hints of every exercise are course text in `vlmlearn/shipped/hints.json` (hint 1 points the way,
+`failures` 12, `gvlm` 11). The hints of every exercise are course text in `vlmlearn/shipped/hints.json` (hint 1 points
+the way,
 hint 2 names the functions to use); the shared machinery (`hints`, `use`, `predicted`, the check runner) is in
 `_core`.
 """

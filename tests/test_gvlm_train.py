@@ -1,0 +1,123 @@
+"""Notebook 11's stages and shipped checkpoint (vlmlearn.gvlm_train) and the alignment rows, descriptions and text
+corpus of vlmlearn.gvlm: tiny configs, one thread, seconds."""
+import pytest
+import torch
+
+from vlmlearn.assets import save_weights
+from vlmlearn.data import COLORS, ShapesWorld, parse_caption
+from vlmlearn.gvlm import GenerativeVLM, caption_ids, causal_lm, chat_tokenizer, describe, text_corpus
+from vlmlearn.gvlm_train import ARMS, align, checkpoint_parts, instruction_tune, load_pretrained_gvlm, pretrain_text_lm
+from vlmlearn.models import SmallCNN
+
+WORLD = ShapesWorld(seed=0, image_size=16)
+TOK = chat_tokenizer()
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny(image_tokens="patches") -> GenerativeVLM:
+    torch.manual_seed(0)
+    vision = SmallCNN(image_size=16, widths=(8, 16), embed_dim=16)
+    with torch.no_grad():  # BatchNorm statistics of ShapesWorld images, so images differ
+        vision.train()
+        for _ in range(20):
+            vision(WORLD.images(64).images)
+    return GenerativeVLM(vision.eval(), causal_lm(TOK, width=32, heads=2, layers=2), TOK, image_tokens=image_tokens)
+
+
+def test_caption_rows_predict_every_caption_word_and_the_end():
+    ids, mask = caption_ids(TOK, ["a red circle on the left", "a large blue square at the bottom"])
+    assert ids.shape == mask.shape == (2, 9) and ids.dtype == torch.long and mask.dtype == torch.bool
+    assert TOK.decode(ids) == ["a red circle on the left", "a large blue square at the bottom"]
+    assert ids[0, 0] == TOK.pad_id and ids[0, 1] == ids[1, 0] == TOK.bos_id and (ids[:, -1] == TOK.eos_id).all()
+    assert mask.sum(1).tolist() == [7, 8] and not mask[0, :2].any() and not mask[1, 0]  # not the start, nor padding
+    with pytest.raises(ValueError, match="at least one caption"):
+        caption_ids(TOK, [])
+
+
+def test_text_corpus_holds_captions_questions_restatements_and_answers_about_written_scenes():
+    lines = text_corpus(WORLD, 10)
+    assert len(lines) == 40 and lines == text_corpus(WORLD, 10)  # deterministic
+    assert lines[:10] == WORLD.pairs(10, start=100_000).captions
+    assert all(line.endswith("?") for line in lines[10:20])
+    assert all(" . " in line and "answer" not in line for line in lines[20:30])
+    qa = WORLD.vqa(10, start=400_000)
+    for i, (line, q, a) in enumerate(zip(lines[30:], qa.questions, qa.answers)):
+        scene, asked = line.split(" . ")
+        assert asked == f"question: {q} answer: {a}"
+        objects = range(qa.attributes["n_objects"][i])  # the written scene is the one the answer is about
+        assert sorted(o["color"] for o in parse_caption(scene)) == sorted(COLORS[qa.attributes["color"][i, k]]
+                                                                        for k in objects)
+    assert TOK.unk_id not in TOK(lines)
+    test_questions = set(WORLD.vqa(200, split="test").questions)
+    assert not {line for line in lines[20:]} & test_questions
+    with pytest.raises(ValueError, match="n >= 1"):
+        text_corpus(WORLD, 0)
+
+
+def test_each_stage_learns_and_instruction_tuning_keeps_the_best_validation_checkpoint():
+    lm = causal_lm(TOK, width=32, heads=2, layers=2)
+    history = pretrain_text_lm(lm, text_corpus(WORLD, 40), TOK, steps=30, batch_size=16, progress=False)
+    assert history.train["loss"][-1] < history.train["loss"][0] - 0.5
+    model = GenerativeVLM(tiny().vision, lm, TOK)
+    lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}
+    web = WORLD.noisy_pairs(64, start=200_000)
+    history = align(model, model.image_features(web.images), web.captions, steps=20, batch_size=32, progress=False)
+    assert history.train["loss"][-1] < history.train["loss"][0]
+    assert all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm_before.items()), "alignment: LM frozen"
+    align(model, web.images, web.captions, steps=2, lm_lr=1e-3, batch_size=32, progress=False)
+    assert not all(torch.equal(v, model.lm.state_dict()[k]) for k, v in lm_before.items()), "lm_lr > 0: LM learns"
+    labeled, val = WORLD.vqa(48), WORLD.vqa(24, split="val")
+    history = instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val, steps=40,
+                               eval_every=10, batch_size=16, progress=False)
+    curve = history.eval["val_exact"]
+    assert len(curve) == 4 and history.train["loss"][-1] < history.train["loss"][0]
+    from vlmlearn.gvlm import answer
+    from vlmlearn.gvlm_eval import vqa_scores
+
+    assert vqa_scores(answer(model, val.images, val.questions), val)["exact"] == max(curve)  # the best one kept
+    assert len(describe(model, val.images[:3])) == 3
+
+
+def test_the_checkpoint_round_trip(tmp_path, monkeypatch):
+    models = {arm: tiny(parts["image_tokens"]) for arm, parts in ARMS.items()}
+    with torch.no_grad():
+        for k, m in enumerate(models.values()):
+            m.projector.net[0].weight.fill_(k)
+    path = tmp_path / "gvlm.safetensors"
+    record = {"model": "shapes-gvlm", "arms": ARMS, "config": {"vocab_size": TOK.vocab_size, "context_length": 40,
+                                                            "width": 32, "layers": 2, "heads": 2, "projector": "mlp"}}
+    save_weights(checkpoint_parts(models), path, record)
+    vision = models["text"].vision
+    monkeypatch.setattr("vlmlearn.clip_models.load_pretrained_clip",
+                        lambda: (type("Clip", (), {"image_encoder": vision})(), None, None))
+    for k, arm in enumerate(ARMS):
+        loaded, got = load_pretrained_gvlm(arm, path)
+        assert got["arms"] == ARMS and loaded.image_tokens == ARMS[arm]["image_tokens"]
+        assert (loaded.projector.net[0].weight == k).all()
+        assert loaded.lm.lm_head.weight.data_ptr() == loaded.lm.model.embed_tokens.weight.data_ptr()  # still tied
+        for key, value in models[arm].lm.state_dict().items():
+            assert torch.equal(loaded.lm.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="arm must be one of"):
+        load_pretrained_gvlm("bigger", path)
+    with pytest.raises(FileNotFoundError, match="pretrain_gvlm"):
+        load_pretrained_gvlm("text", tmp_path / "none.safetensors")
+
+
+def test_instruction_tuning_ends_with_the_weights_that_scored_best_on_validation(monkeypatch):
+    model = tiny()
+    snapshots, scripted = [], iter([0.1, 0.9, 0.2, 0.3])
+
+    def spy_answer(m, images, questions, **kwargs):
+        snapshots.append(m.projector.net[0].weight.detach().clone())
+        return ["red"] * len(questions)
+
+    monkeypatch.setattr("vlmlearn.gvlm_train.answer", spy_answer)
+    monkeypatch.setattr("vlmlearn.gvlm_train.vqa_scores", lambda texts, batch: {"exact": next(scripted)})
+    labeled, val = WORLD.vqa(32), WORLD.vqa(8, split="val")
+    history = instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val, steps=40,
+                               eval_every=10, batch_size=16, progress=False)
+    assert history.eval["val_exact"] == [0.1, 0.9, 0.2, 0.3] and len(snapshots) == 4
+    assert torch.equal(model.projector.net[0].weight, snapshots[1]), "the model ends at the step that scored 0.9"
+    assert not torch.equal(snapshots[1], snapshots[3])

@@ -1,0 +1,184 @@
+"""The three trainings of notebook 11's generative VLM, and its shipped checkpoint.
+
+    lm = causal_lm(tok)
+    pretrain_text_lm(lm, text_corpus(world), tok)                         # 1. the LM reads text only
+    model = GenerativeVLM(clip.image_encoder, lm, tok)
+    align(model, web.images, web.captions)                                # 2. the projector learns to caption
+    instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val)   # 3. answers
+    model, record = load_pretrained_gvlm()                                # 1 and 2 as `make pretrain` ran them
+
+Every stage is AdamW (weight decay 0.01) under a warm-up-then-cosine schedule, one seed for the weights' draw and the
+batches. Stages 2 and 3 take images or their `image_features` (the tower is frozen: computing its tokens once saves
+about a quarter of each step).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from . import assets
+from .gvlm import (
+    GenerativeVLM,
+    alignment_step,
+    answer,
+    caption_ids,
+    causal_lm,
+    chat_tensors,
+    chat_tokenizer,
+    instruction_step,
+    mixed_instruction_step,
+    set_trainable,
+    text_corpus,
+    text_step,
+)
+from .gvlm_eval import vqa_scores
+from .optim import warmup_cosine
+from .train import History, minibatches, train
+
+# notebook 11's text LM and aligned projectors, written by `benchmarks/pretrain_gvlm.py` (make pretrain)
+SHAPES_GVLM_CHECKPOINT = assets.checkpoint("gvlm_shapes")
+WRITER = "python benchmarks/pretrain_gvlm.py (make pretrain)"
+
+
+def _adamw(groups: list[dict], steps: int):
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=max(1, steps // 10)))
+
+
+def pretrain_text_lm(lm: torch.nn.Module, texts: Sequence[str], tokenizer, *, steps: int = 1500, lr: float = 3e-3,
+                     batch_size: int = 64, seed: int = 0, progress: bool = True) -> History:
+    """Next-word prediction on unpaired text (`text_corpus`), every word of every line; trains `lm` in place."""
+    optimizer, scheduler = _adamw([{"params": lm.parameters(), "lr": lr}], steps)
+    data = minibatches(tokenizer(list(texts)), batch_size=batch_size, seed=seed)
+    return train(lm, optimizer, text_step, data, steps=steps, scheduler=scheduler, progress=progress,
+                 desc="text LM")
+
+
+def align(model: GenerativeVLM, images: torch.Tensor, captions: Sequence[str], *, steps: int = 3000,
+          lr: float = 1e-2, lm_lr: float = 0.0, batch_size: int = 64, seed: int = 0, progress: bool = True) -> History:
+    """Stage 1, alignment: the model learns to caption each image (`caption_ids` rows). With lm_lr = 0 the projector
+    alone learns and the LM stays frozen (LLaVA's feature alignment, `alignment_step`); with lm_lr > 0 the LM learns
+    too, at that rate. images: (N, 3, S, S) or their `image_features` (N, K0, C)."""
+    set_trainable(model, projector=True, lm=lm_lr > 0)
+    groups = [{"params": model.projector.parameters(), "lr": lr}]
+    if lm_lr > 0:
+        groups.append({"params": model.lm.parameters(), "lr": lm_lr})
+    optimizer, scheduler = _adamw(groups, steps)
+    data = minibatches(images, *caption_ids(model.tokenizer, captions), batch_size=batch_size, seed=seed)
+    return train(model, optimizer, alignment_step if lm_lr == 0 else instruction_step, data, steps=steps,
+                 scheduler=scheduler, progress=progress, desc="alignment")
+
+
+def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequence[str], answers: Sequence[str],
+                     *, val, val_images: torch.Tensor | None = None, captions: tuple | None = None,
+                     steps: int = 600, projector_lr: float = 1e-2, lm_lr: float = 1e-3, freeze_lm: bool = False,
+                     batch_size: int = 32, eval_every: int = 100, seed: int = 0, progress: bool = True,
+                     desc: str = "instruction tuning") -> History:
+    """Stage 2: answers as text on labeled questions (`chat_tensors` rows, `instruction_step`); the projector and,
+    unless `freeze_lm`, the LM learn (the LM at its own, lower rate, as nanoVLM does). With `captions` = (images or
+    their features, captions) of web pairs, each step also trains on `batch_size` caption rows
+    (`mixed_instruction_step`): the model keeps describing while it learns to answer. Every `eval_every` steps the
+    exact match on the validation batch `val` (a `world.vqa(..., split="val")`; `val_images` its images or their
+    features, default val.images) is measured, and the model ends with the weights that scored best there (early
+    stopping on validation; the test set is never seen). The History's eval["val_exact"] holds the curve."""
+    if len(images) < batch_size:
+        batch_size = len(images)  # 50 labeled questions: one batch of all of them per step
+    val_images = val.images if val_images is None else val_images
+    set_trainable(model, projector=True, lm=not freeze_lm)
+    groups = [{"params": model.projector.parameters(), "lr": projector_lr}]
+    if not freeze_lm:
+        groups.append({"params": model.lm.parameters(), "lr": lm_lr})
+    optimizer, scheduler = _adamw(groups, steps)
+    best = {"val": -1.0, "state": None}
+
+    def keep_best(m: GenerativeVLM) -> dict[str, float]:
+        exact = vqa_scores(answer(m, val_images, val.questions), val)["exact"]
+        if exact > best["val"]:
+            best.update(val=exact, state=copy.deepcopy(m.state_dict()))
+        return {"val_exact": exact}
+
+    data = minibatches(*chat_tensors(model.tokenizer, images, questions, answers), batch_size=batch_size, seed=seed)
+    step_fn = instruction_step
+    if captions is not None:
+        rows = minibatches(captions[0], *caption_ids(model.tokenizer, captions[1]), batch_size=batch_size,
+                           seed=seed + 1)
+        data = _zipped(data, rows)
+        step_fn = mixed_instruction_step
+    history = train(model, optimizer, step_fn, data, steps=steps, scheduler=scheduler, progress=progress,
+                    eval_fn=keep_best, eval_every=eval_every, desc=desc)
+    model.load_state_dict(best["state"])
+    return history
+
+
+# the shipped arms: which LM (pretrained on text, or as drawn) reads which image tokens
+ARMS = {"text": {"lm": "text", "image_tokens": "patches"},      # the course's model
+        "random": {"lm": "random", "image_tokens": "patches"},  # control: no text pretraining
+        "pooled": {"lm": "text", "image_tokens": "pooled"}}     # control: CLIP's pooled vector, one image token
+
+
+def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: int = 2, heads: int = 4,
+                  text_lines: int = 20_000, text_steps: int = 1500, text_lr: float = 3e-3, web_pairs: int = 20_000,
+                  align_steps: int = 3000, align_lr: float = 1e-2, align_lm_lr: float = 0.0, seed: int = 0,
+                  progress: bool = True) -> tuple[dict[str, GenerativeVLM], dict[str, list[float]]]:
+    """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
+    (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` aligned on `web_pairs` noisy web
+    pairs of `world` (`align`; indices from 200,000). Returns ({arm: model}, {stage: [first, last] training loss})."""
+    tok = chat_tokenizer()
+    lms = {name: causal_lm(tok, width=width, layers=layers, heads=heads, seed=seed) for name in ("text", "random")}
+    history = pretrain_text_lm(lms["text"], text_corpus(world, text_lines), tok, steps=text_steps, lr=text_lr,
+                               seed=seed, progress=progress)
+    losses = {"text_lm": [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]}
+    web = world.noisy_pairs(web_pairs, start=200_000)
+    models = {}
+    for arm, parts in ARMS.items():
+        model = GenerativeVLM(vision, lms[parts["lm"]], tok, image_tokens=parts["image_tokens"])
+        history = align(model, model.image_features(web.images), web.captions, steps=align_steps, lr=align_lr,
+                        lm_lr=align_lm_lr, seed=seed, progress=progress)
+        losses[f"align_{arm}"] = [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]
+        models[arm] = model.eval()
+    return models, losses
+
+
+def _zipped(first, second):
+    """step -> the two data sources' batches at that step, as one flat tuple."""
+    return lambda step: (*first(step), *second(step))
+
+
+def load_pretrained_gvlm(arm: str = "text", path: str | Path = SHAPES_GVLM_CHECKPOINT
+                         ) -> tuple[GenerativeVLM, dict]:
+    """Notebook 11's model after text pretraining and alignment as `benchmarks/pretrain_gvlm.py` ran them: notebook
+    01's shipped CLIP image tower, a projector aligned on web captions, and an LM, as `ARMS[arm]` says: "text" (the LM
+    pretrained on `text_corpus`, patch tokens), "random" (the LM as drawn) or "pooled" (CLIP's pooled vector as the
+    one image token). Returns (model in eval mode, the checkpoint's record)."""
+    from .clip_models import load_pretrained_clip
+
+    state, record = assets.read_checkpoint(path, writer=WRITER)
+    if arm not in record["arms"]:
+        raise ValueError(f"arm must be one of {sorted(record['arms'])}, got {arm!r}")
+    config = record["config"]
+    tok = chat_tokenizer(context_length=config["context_length"])
+    if tok.vocab_size != config["vocab_size"]:
+        raise ValueError(f"the checkpoint's LM has {config['vocab_size']} words but chat_tokenizer() {tok.vocab_size}"
+                         f": re-make it ({WRITER})")
+    clip, _, _ = load_pretrained_clip()
+    model = GenerativeVLM(clip.image_encoder, causal_lm(tok, width=config["width"], layers=config["layers"],
+                                                        heads=config["heads"]), tok,
+                          image_tokens=record["arms"][arm]["image_tokens"], projector=config["projector"])
+    prefix = f"{arm}."
+    ours = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    missing, unexpected = model.load_state_dict(ours, strict=False)  # the tower: CLIP's; lm_head: tied to the input
+    if unexpected or any(not k.startswith("vision.") and k != "lm.lm_head.weight" for k in missing):
+        raise ValueError(f"the checkpoint {path} does not fit the model: missing {missing}, unexpected {unexpected}")
+    return model.eval(), record
+
+
+def checkpoint_parts(models: dict[str, GenerativeVLM]) -> torch.nn.ModuleDict:
+    """What `load_pretrained_gvlm` reads, for `assets.save_weights`: each model's LM and projector under `{arm}.`
+    (the image tower is notebook 01's shipped CLIP, not stored twice; the LM's output layer is its input embedding,
+    tied, so only `lm.model` is stored)."""
+    return torch.nn.ModuleDict({arm: torch.nn.ModuleDict({"lm": torch.nn.ModuleDict({"model": m.lm.model}),
+                                                          "projector": m.projector})
+                                for arm, m in models.items()})
