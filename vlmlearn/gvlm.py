@@ -4,7 +4,7 @@ a projector, and a small causal language model that answers in words.
     lm = causal_lm(tok, width=96)                               # transformers' Llama from a local config, no download
     model = GenerativeVLM(clip.image_encoder, lm, tok)          # notebook 01's CNN; its 4 x 4 feature map -> 16 tokens
     set_trainable(model, projector=True, lm=False)              # stage 1, alignment: the projector only
-    loss, _ = alignment_step(model, (images, *caption_ids(tok, captions)))
+    loss, _ = alignment_step(model, (images, ids, mask))   # ids, mask = caption_ids(tok, captions)
     set_trainable(model, projector=True, lm=True)               # stage 2, instruction tuning on labeled questions
     loss, _ = instruction_step(model, chat_tensors(tok, images, questions, answers))
     answer(model, images, ["what color is the square?"])       # -> ["red"], greedy through the library's generate
@@ -386,12 +386,14 @@ def describe(model: GenerativeVLM, images: torch.Tensor, *, max_new_tokens: int 
 
 def text_corpus(world, n: int = 20_000) -> list[str]:
     """The LM's unpaired text, 4n lines from a ShapesWorld, no image in sight:
+
     - n captions and n questions (without answers);
     - n restatements, `{description} . {the same scene in other words}` (two of its four templates): a small LM learns
       to say again what its context says, the skill captioning from image tokens needs;
     - n questions answered from a written scene, `{description} . question : {q} answer : {a}`: text-only
       instruction data made from descriptions, as LLaVA made its instruction data by having a text-only GPT-4 read
       COCO captions and boxes.
+
     Drawn from indices the course's labeled, web and test sets do not use (captions and questions from 100,000,
     restatements from 300,000, written scenes from 400,000)."""
     from .data.captions import ONE_OBJECT_TEMPLATES, caption_from_attributes, paraphrases
