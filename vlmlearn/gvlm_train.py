@@ -85,7 +85,7 @@ def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequ
     features, default val.images) is measured, and the model ends with the weights that scored best there (early
     stopping on validation; the test set is never seen). The History's eval["val_exact"] holds the curve."""
     if len(images) < batch_size:
-        batch_size = len(images)  # 50 labeled questions: one batch of all of them per step
+        batch_size = len(images)  # fewer labeled questions than a batch: all of them in every step
     val_images = val.images if val_images is None else val_images
     set_trainable(model, projector=True, lm=not freeze_lm)
     groups = [{"params": model.projector.parameters(), "lr": projector_lr}]
