@@ -119,3 +119,29 @@ def test_instruction_tuning_ends_with_the_weights_that_scored_best_on_validation
     assert history.eval["val_exact"] == [0.1, 0.9, 0.2, 0.3] and len(snapshots) == 4
     assert torch.equal(model.projector.net[0].weight, snapshots[1]), "the model ends at the step that scored 0.9"
     assert not torch.equal(snapshots[1], snapshots[3])
+
+
+def test_weight_decay_spares_embeddings_norms_and_biases_and_each_part_keeps_its_rate(monkeypatch):
+    made = []
+
+    class Recorded(torch.optim.AdamW):
+        def __init__(self, groups, **kwargs):
+            super().__init__(groups, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Recorded)
+    model = tiny()
+    labeled, val = WORLD.vqa(16), WORLD.vqa(8, split="val")
+    instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val, steps=1, projector_lr=0.5,
+                     lm_lr=0.25, progress=False)
+    setting = {id(p): (g["lr"], g["weight_decay"]) for g in made[-1].param_groups for p in g["params"]}
+    names = dict(model.named_parameters())
+    for name, p in names.items():
+        if name.startswith("vision."):
+            assert id(p) not in setting, f"{name}: the tower is frozen"
+            continue
+        lr = 0.5 if name.startswith("projector.") else 0.25
+        decays = p.ndim == 2 and "embed" not in name
+        assert setting[id(p)] == (lr, 0.01 if decays else 0.0), name
+    assert sum(p.numel() for g in made[-1].param_groups for p in g["params"]) == sum(
+        p.numel() for n, p in names.items() if not n.startswith("vision.") and n != "lm.lm_head.weight")

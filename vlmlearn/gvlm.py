@@ -71,13 +71,19 @@ def chat_ids(tok: WordTokenizer, questions: Sequence[str], answers: Sequence[str
         reply = [] if answers is None else [*_words(tok, answers[i]), tok.eos_id]
         rows.append(prompt + reply)
         masks.append([False] * len(prompt) + [True] * len(reply))
+    return _left_padded(rows, masks, tok.pad_id)
+
+
+def _left_padded(rows: list[list[int]], masks: list[list[bool]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows of ids and their loss masks as (N, L) tensors, padded on the left: every row ends where generation
+    starts."""
     length = max(map(len, rows))
-    ids = torch.full((len(rows), length), tok.pad_id, dtype=torch.long)
-    answer_mask = torch.zeros(len(rows), length, dtype=torch.bool)
-    for i, (row, mask) in enumerate(zip(rows, masks)):
-        ids[i, length - len(row):] = torch.tensor(row)  # left padding: every row ends where generation starts
-        answer_mask[i, length - len(row):] = torch.tensor(mask)
-    return ids, answer_mask
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool)
+    for i, (row, row_mask) in enumerate(zip(rows, masks)):
+        ids[i, length - len(row):] = torch.tensor(row)
+        mask[i, length - len(row):] = torch.tensor(row_mask)
+    return ids, mask
 
 
 def caption_ids(tok: WordTokenizer, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -87,13 +93,7 @@ def caption_ids(tok: WordTokenizer, captions: Sequence[str]) -> tuple[torch.Tens
     if not len(captions):
         raise ValueError("expected at least one caption")
     rows = [[tok.bos_id, *_words(tok, c), tok.eos_id] for c in captions]
-    length = max(map(len, rows))
-    ids = torch.full((len(rows), length), tok.pad_id, dtype=torch.long)
-    mask = torch.zeros(len(rows), length, dtype=torch.bool)
-    for i, row in enumerate(rows):
-        ids[i, length - len(row):] = torch.tensor(row)
-        mask[i, length - len(row) + 1:] = True
-    return ids, mask
+    return _left_padded(rows, [[False] + [True] * (len(row) - 1) for row in rows], tok.pad_id)
 
 
 def chat_tensors(tok: WordTokenizer, images: torch.Tensor, questions: Sequence[str], answers: Sequence[str]

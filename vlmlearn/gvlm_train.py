@@ -7,7 +7,8 @@
     instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val)   # 3. answers
     model, record = load_pretrained_gvlm()                                # 1 and 2 as `make pretrain` ran them
 
-Every stage is AdamW (weight decay 0.01) under a warm-up-then-cosine schedule, one seed for the weights' draw and the
+Every stage is AdamW (weight decay 0.01 on weight matrices, none on embeddings, norms and biases: `param_groups`)
+under a warm-up-then-cosine schedule, one seed for the weights' draw and the
 batches. Stages 2 and 3 take images or their `image_features` (the tower is frozen: computing its tokens once saves
 about a quarter of each step).
 """
@@ -35,7 +36,7 @@ from .gvlm import (
     text_step,
 )
 from .gvlm_eval import vqa_scores
-from .optim import warmup_cosine
+from .optim import param_groups, warmup_cosine
 from .train import History, minibatches, train
 
 # notebook 11's text LM and aligned projectors, written by `benchmarks/pretrain_gvlm.py` (make pretrain)
@@ -43,15 +44,17 @@ SHAPES_GVLM_CHECKPOINT = assets.checkpoint("gvlm_shapes")
 WRITER = "python benchmarks/pretrain_gvlm.py (make pretrain)"
 
 
-def _adamw(groups: list[dict], steps: int):
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+def _adamw(model: torch.nn.Module, parts: list[tuple[torch.nn.Module, float]], steps: int):
+    """AdamW over the trainable parameters of each (part of `model`, learning rate), with its schedule."""
+    groups = [g for part, lr in parts for g in param_groups(model, 0.01, params=part.parameters(), lr=lr)]
+    optimizer = torch.optim.AdamW(groups)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=max(1, steps // 10)))
 
 
 def pretrain_text_lm(lm: torch.nn.Module, texts: Sequence[str], tokenizer, *, steps: int = 1500, lr: float = 3e-3,
                      batch_size: int = 64, seed: int = 0, progress: bool = True) -> History:
     """Next-word prediction on unpaired text (`text_corpus`), every word of every line; trains `lm` in place."""
-    optimizer, scheduler = _adamw([{"params": lm.parameters(), "lr": lr}], steps)
+    optimizer, scheduler = _adamw(lm, [(lm, lr)], steps)
     data = minibatches(tokenizer(list(texts)), batch_size=batch_size, seed=seed)
     return train(lm, optimizer, text_step, data, steps=steps, scheduler=scheduler, progress=progress,
                  desc="text LM")
@@ -63,10 +66,7 @@ def align(model: GenerativeVLM, images: torch.Tensor, captions: Sequence[str], *
     alone learns and the LM stays frozen (LLaVA's feature alignment, `alignment_step`); with lm_lr > 0 the LM learns
     too, at that rate. images: (N, 3, S, S) or their `image_features` (N, K0, C)."""
     set_trainable(model, projector=True, lm=lm_lr > 0)
-    groups = [{"params": model.projector.parameters(), "lr": lr}]
-    if lm_lr > 0:
-        groups.append({"params": model.lm.parameters(), "lr": lm_lr})
-    optimizer, scheduler = _adamw(groups, steps)
+    optimizer, scheduler = _adamw(model, [(model.projector, lr)] + ([(model.lm, lm_lr)] if lm_lr > 0 else []), steps)
     data = minibatches(images, *caption_ids(model.tokenizer, captions), batch_size=batch_size, seed=seed)
     return train(model, optimizer, alignment_step if lm_lr == 0 else instruction_step, data, steps=steps,
                  scheduler=scheduler, progress=progress, desc="alignment")
@@ -88,10 +88,8 @@ def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequ
         batch_size = len(images)  # fewer labeled questions than a batch: all of them in every step
     val_images = val.images if val_images is None else val_images
     set_trainable(model, projector=True, lm=not freeze_lm)
-    groups = [{"params": model.projector.parameters(), "lr": projector_lr}]
-    if not freeze_lm:
-        groups.append({"params": model.lm.parameters(), "lr": lm_lr})
-    optimizer, scheduler = _adamw(groups, steps)
+    optimizer, scheduler = _adamw(model, [(model.projector, projector_lr)] + ([] if freeze_lm else [(model.lm, lm_lr)]),
+                                  steps)
     best = {"val": -1.0, "state": None}
 
     def keep_best(m: GenerativeVLM) -> dict[str, float]:

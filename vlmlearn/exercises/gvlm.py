@@ -43,8 +43,7 @@ def check_kv_decode(fn: Callable) -> bool:
 
     def checks():
         model, images = _tiny_vlm()
-        questions = QUESTIONS
-        ids, _ = chat_ids(model.tokenizer, questions)
+        ids, _ = chat_ids(model.tokenizer, QUESTIONS)
         want = library_generate(model, images, ids, max_new_tokens=8)
         calls, forward = [], model.lm.forward
 
@@ -76,7 +75,7 @@ def check_kv_decode(fn: Callable) -> bool:
         tok = model.tokenizer
         for row, (mine, theirs) in enumerate(zip(got.tolist(), want.tolist())):
             _expect(mine == theirs,
-                    f"prompt {row} ({questions[row]!r}, {int((ids[row] == tok.pad_id).sum())} padding tokens): the "
+                    f"prompt {row} ({QUESTIONS[row]!r}, {int((ids[row] == tok.pad_id).sum())} padding tokens): the "
                     f"library writes {theirs}, yours {mine}. Wrong from the first new token: the prefill; from the "
                     f"second on: the new token's position (one past the row's last, padding not counted) or the "
                     f"attention mask (one longer each step); after an end token a row holds padding "
