@@ -8,9 +8,8 @@
     model, record = load_pretrained_gvlm()                                # 1 and 2 as `make pretrain` ran them
 
 Every stage is AdamW (weight decay 0.01 on weight matrices, none on embeddings, norms and biases: `param_groups`)
-under a warm-up-then-cosine schedule, one seed for the weights' draw and the
-batches. Stages 2 and 3 take images or their `image_features` (the tower is frozen: computing its tokens once saves
-about a quarter of each step).
+under a warm-up-then-cosine schedule, one seed for the weights' draw and the batches. Stages 2 and 3 take images or
+their `image_features` (the tower is frozen: computing its tokens once saves about a quarter of each step).
 """
 from __future__ import annotations
 
