@@ -1,6 +1,6 @@
 """Pretrain notebook 11's text LM, align projectors to it and to a random LM, and ship the three models.
 
-    python benchmarks/pretrain_gvlm.py                 # make pretrain: about 9 minutes on 2 cores
+    python benchmarks/pretrain_gvlm.py                 # make pretrain: about 7 minutes on 2 cores
     python benchmarks/pretrain_gvlm.py --text-steps 20 --align-steps 20 --out build/gvlm_test   # a quick run
 
 World seed 0, 32 px. 1. A small Llama (`vlmlearn.gvlm.causal_lm`) learns next-word prediction on `text_corpus`
@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--text-lines", type=int, default=20_000, help="of each of text_corpus's four kinds")
-    parser.add_argument("--text-steps", type=int, default=1500)
-    parser.add_argument("--text-lr", type=float, default=3e-3)
+    parser.add_argument("--text-steps", type=int, default=3000)
+    parser.add_argument("--text-lr", type=float, default=1e-3,
+                        help="3e-3 (the earlier default) left the LM unable to read a scene's size")
     parser.add_argument("--web-pairs", type=int, default=20_000)
     parser.add_argument("--align-steps", type=int, default=3000)
     parser.add_argument("--align-lr", type=float, default=1e-2, help="the projector's")

@@ -56,7 +56,8 @@ def test_text_corpus_holds_captions_questions_restatements_and_answers_about_wri
 
 def test_each_stage_learns_and_instruction_tuning_keeps_the_best_validation_checkpoint():
     lm = causal_lm(TOK, width=32, heads=2, layers=2)
-    history = pretrain_text_lm(lm, text_corpus(WORLD, 40), TOK, steps=30, batch_size=16, progress=False)
+    history = pretrain_text_lm(lm, text_corpus(WORLD, 40), TOK, steps=30, batch_size=16, lr=3e-3,
+                               progress=False)
     assert history.train["loss"][-1] < history.train["loss"][0] - 0.5
     model = GenerativeVLM(tiny().vision, lm, TOK)
     lm_before = {k: v.clone() for k, v in model.lm.state_dict().items()}

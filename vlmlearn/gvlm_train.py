@@ -50,7 +50,7 @@ def _adamw(model: torch.nn.Module, parts: list[tuple[torch.nn.Module, float]], s
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup=max(1, steps // 10)))
 
 
-def pretrain_text_lm(lm: torch.nn.Module, texts: Sequence[str], tokenizer, *, steps: int = 1500, lr: float = 3e-3,
+def pretrain_text_lm(lm: torch.nn.Module, texts: Sequence[str], tokenizer, *, steps: int = 3000, lr: float = 1e-3,
                      batch_size: int = 64, seed: int = 0, progress: bool = True) -> History:
     """Next-word prediction on unpaired text (`text_corpus`), every word of every line; trains `lm` in place."""
     optimizer, scheduler = _adamw(lm, [(lm, lr)], steps)
@@ -117,7 +117,7 @@ ARMS = {"text": {"lm": "text", "image_tokens": "patches"},      # the course's m
 
 
 def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: int = 2, heads: int = 4,
-                  text_lines: int = 20_000, text_steps: int = 1500, text_lr: float = 3e-3, web_pairs: int = 20_000,
+                  text_lines: int = 20_000, text_steps: int = 3000, text_lr: float = 1e-3, web_pairs: int = 20_000,
                   align_steps: int = 3000, align_lr: float = 1e-2, align_lm_lr: float = 0.0, seed: int = 0,
                   progress: bool = True) -> tuple[dict[str, GenerativeVLM], dict[str, list[float]]]:
     """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
