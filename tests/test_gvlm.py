@@ -13,6 +13,7 @@ from vlmlearn.gvlm import (
     chat_ids,
     chat_tensors,
     chat_tokenizer,
+    describe,
     greedy_decode_with_cache,
     instruction_step,
     library_generate,
@@ -319,3 +320,11 @@ def _stuck_positions(model, images, ids, max_new_tokens=8):
         logits = model.lm(inputs_embeds=model.lm.get_input_embeddings()(token[:, None]), attention_mask=mask,
                           position_ids=positions[:, -1:] + 1, use_cache=True, **{keyword: cache}).logits[:, -1]
     return torch.stack(out, dim=1)
+
+
+def test_describe_leaves_room_for_the_longest_caption_the_world_writes():
+    # 18 words, "a photo of a large green circle on the right and a small red triangle at the top", and the end token
+    import inspect
+
+    longest = max(len(c.split()) for c in WORLD.pairs(2000).captions + WORLD.noisy_pairs(2000).captions)
+    assert inspect.signature(describe).parameters["max_new_tokens"].default >= longest + 1

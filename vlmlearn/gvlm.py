@@ -375,7 +375,7 @@ def answer(model: GenerativeVLM, images: torch.Tensor, questions: Sequence[str],
 
 
 @torch.no_grad()
-def describe(model: GenerativeVLM, images: torch.Tensor, *, max_new_tokens: int = 16,
+def describe(model: GenerativeVLM, images: torch.Tensor, *, max_new_tokens: int = 24,
              decode: DecodeFn = library_generate, batch_size: int = 500) -> list[str]:
     """A caption for each image, written after the start token alone (the alignment rows' form, `caption_ids`):
     images (N, 3, S, S) (or their `image_features`) -> N strings."""
