@@ -146,3 +146,19 @@ def test_weight_decay_spares_embeddings_norms_and_biases_and_each_part_keeps_its
         assert setting[id(p)] == (lr, 0.01 if decays else 0.0), name
     in_groups = [p for g in made[-1].param_groups for p in g["params"]]
     assert len(in_groups) == sum(not n.startswith("vision.") for n in names)  # each trainable one once (tied: once)
+
+
+def test_pretrain_arms_gives_the_same_models_for_the_same_arguments():
+    # torch's global generator is seeded differently in every process: the arms must not draw from it unseeded
+    from vlmlearn.gvlm_train import pretrain_arms
+
+    def run(draw_before: int):
+        vision = tiny().vision  # tiny() seeds the global generator
+        torch.rand(draw_before)  # then a different global generator state for each run
+        models, _ = pretrain_arms(vision, WORLD, width=32, layers=1, heads=2, text_lines=16, text_steps=2,
+                                  web_pairs=64, align_steps=2, progress=False)
+        return {f"{arm}.{k}": v for arm, m in models.items() for k, v in m.state_dict().items()}
+
+    first, second = run(1), run(7)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first), "same seed, different weights"

@@ -122,7 +122,8 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
                   progress: bool = True) -> tuple[dict[str, GenerativeVLM], dict[str, list[float]]]:
     """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
     (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` aligned on `web_pairs` noisy web
-    pairs of `world` (`align`; indices from 200,000). Returns ({arm: model}, {stage: [first, last] training loss})."""
+    pairs of `world` (`align`; indices from 200,000), each projector drawn with `seed`, so the same arguments give the
+    same models. Returns ({arm: model}, {stage: [first, last] training loss})."""
     tok = chat_tokenizer()
     lms = {name: causal_lm(tok, width=width, layers=layers, heads=heads, seed=seed) for name in ("text", "random")}
     history = pretrain_text_lm(lms["text"], text_corpus(world, text_lines), tok, steps=text_steps, lr=text_lr,
@@ -131,7 +132,9 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
     web = world.noisy_pairs(web_pairs, start=200_000)
     models = {}
     for arm, parts in ARMS.items():
-        model = GenerativeVLM(vision, lms[parts["lm"]], tok, image_tokens=parts["image_tokens"])
+        with torch.random.fork_rng():  # each projector drawn with `seed`: torch's global generator is not seeded here
+            torch.manual_seed(seed)
+            model = GenerativeVLM(vision, lms[parts["lm"]], tok, image_tokens=parts["image_tokens"])
         history = align(model, model.image_features(web.images), web.captions, steps=align_steps, lr=align_lr,
                         lm_lr=align_lm_lr, seed=seed, progress=progress)
         losses[f"align_{arm}"] = [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]
