@@ -18,6 +18,8 @@ from vlmlearn.gvlm import (
     instruction_step,
     library_generate,
     positions_from_mask,
+    read_scenes,
+    scene_question,
     set_trainable,
     text_step,
 )
@@ -249,7 +251,8 @@ def test_devices_tensors_follow_the_model():
                        ("answer", lambda: answer(model, VQA.images[:4], VQA.questions[:4])),  # CPU inputs
                        ("answer, own decoder", lambda: answer(model, VQA.images[:4], VQA.questions[:4],
                                                               decode=greedy_decode_with_cache)),
-                       ("image_features", lambda: model.image_features(VQA.images[:4]))]:
+                       ("image_features", lambda: model.image_features(VQA.images[:4])),
+                       ("read_scenes", lambda: read_scenes(lm, TOK, ["a red circle"] * 2, VQA.questions[:2]))]:
         _no_mismatch(name, call)
     with pytest.raises(AssertionError, match="forgot"):  # the audit catches a CPU tensor meeting the model
         _no_mismatch("forgot", lambda: model(VQA.images[:4], ids))
@@ -328,3 +331,19 @@ def test_describe_leaves_room_for_the_longest_caption_the_world_writes():
 
     longest = max(len(c.split()) for c in WORLD.pairs(2000).captions + WORLD.noisy_pairs(2000).captions)
     assert inspect.signature(describe).parameters["max_new_tokens"].default >= longest + 1
+
+
+def test_read_scenes_answers_each_row_as_if_alone():
+    lm = _loud(tiny()).lm
+    scenes = WORLD.pairs(16).captions
+    together = read_scenes(lm, TOK, scenes, VQA.questions, max_new_tokens=6)
+    alone = [read_scenes(lm, TOK, [s], [q], max_new_tokens=6)[0] for s, q in zip(scenes, VQA.questions)]
+    assert together == alone  # left padding changes no row's answer
+    assert len(set(together)) > 3, "a test of equal answers needs different answers"
+    for text, scene, question in zip(together, scenes, VQA.questions):  # greedy, after `<bos> {scene_question}`
+        prompt = torch.tensor([TOK.encode(scene_question(scene, question))[:-1]])
+        with torch.no_grad():
+            first = lm(prompt).logits[0, -1].argmax()
+        assert text.split()[:1] == TOK.decode(first[None, None])[0].split()
+    with pytest.raises(ValueError, match="2 scenes but 3 questions"):
+        read_scenes(lm, TOK, scenes[:2], VQA.questions[:3])

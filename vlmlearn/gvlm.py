@@ -384,13 +384,41 @@ def describe(model: GenerativeVLM, images: torch.Tensor, *, max_new_tokens: int 
                   batch_size=batch_size)
 
 
+def scene_question(scene: str, question: str) -> str:
+    """A question put to the LM about a written scene, `{scene} . question : {q} answer :`: the prompt of
+    `text_corpus`' answered-scene lines (which go on with the answer) and of `read_scenes`."""
+    return f"{scene} . {PROMPT.format(question=question)}"
+
+
+@torch.no_grad()
+def read_scenes(lm: nn.Module, tok: WordTokenizer, scenes: Sequence[str], questions: Sequence[str], *,
+                max_new_tokens: int = 4, batch_size: int = 500) -> list[str]:
+    """The text LM alone answering each question from a written scene (`scene_question` rows, left-padded, greedy
+    through the library's `generate`, on the LM's device): N scenes, N questions -> N answer strings. What the LM can
+    read from text before it has seen an image."""
+    if len(scenes) != len(questions):
+        raise ValueError(f"got {len(scenes)} scenes but {len(questions)} questions")
+    device = next(lm.parameters()).device
+    texts = []
+    with eval_mode(lm):
+        for i in range(0, len(scenes), batch_size):
+            rows = [[tok.bos_id, *_words(tok, scene_question(s, q))]
+                    for s, q in zip(scenes[i:i + batch_size], questions[i:i + batch_size])]
+            ids, _ = _left_padded(rows, [[False] * len(r) for r in rows], tok.pad_id)
+            ids = ids.to(device)
+            new = lm.generate(ids, attention_mask=(ids != tok.pad_id).long(), max_new_tokens=max_new_tokens,
+                              do_sample=False, eos_token_id=tok.eos_id, pad_token_id=tok.pad_id)
+            texts += tok.decode(new[:, ids.shape[1]:].cpu())
+    return texts
+
+
 def text_corpus(world, n: int = 20_000) -> list[str]:
     """The LM's unpaired text, 4n lines from a ShapesWorld, no image in sight:
 
     - n captions and n questions (without answers);
     - n restatements, `{description} . {the same scene in other words}` (two of its four templates): a small LM learns
       to say again what its context says, the skill captioning from image tokens needs;
-    - n questions answered from a written scene, `{description} . question : {q} answer : {a}`: text-only
+    - n questions answered from a written scene, `scene_question(description, q)` then the answer: text-only
       instruction data made from descriptions, as LLaVA made its instruction data by having a text-only GPT-4 read
       COCO captions and boxes.
 
@@ -406,5 +434,5 @@ def text_corpus(world, n: int = 20_000) -> list[str]:
                                                         (rng.choice(templates, 2, replace=False) for _ in range(n)))]
     qa = world.vqa(n, start=400_000)
     scenes = caption_from_attributes(qa.attributes, np.random.default_rng(world.seed + 7).integers(0, templates, n))
-    answered = [f"{s} . {PROMPT.format(question=q)} {a}" for s, q, a in zip(scenes, qa.questions, qa.answers)]
+    answered = [f"{scene_question(s, q)} {a}" for s, q, a in zip(scenes, qa.questions, qa.answers)]
     return world.pairs(n, start=100_000).captions + world.vqa(n, start=100_000).questions + restated + answered
