@@ -412,6 +412,53 @@ def read_scenes(lm: nn.Module, tok: WordTokenizer, scenes: Sequence[str], questi
     return texts
 
 
+def written_questions(world, captions: Sequence[str], *, exists_share: float = 0.5, seed: int = 0
+                      ) -> tuple[np.ndarray, list[str], list[str]]:
+    """Instruction data written from captions, no labels: LLaVA had a text-only GPT-4 write questions and answers from
+    COCO captions; here a rule reads each caption back (`parse_caption`) and writes one question about its scene, in
+    `world.vqa`'s forms (a test holds them equal), answered from the caption alone. A noisy web caption that names
+    the wrong object gives a wrong answer: weak labels, as the captions are.
+
+    Each question is "is there a ...?" with probability `exists_share` (half of them naming one of the caption's
+    objects, half a colour-shape pair the world shows drawn at random), otherwise one of the six types, uniformly.
+    Captions that do not state every attribute of every object (junk alt-text) are skipped.
+    Returns (indices of the captions used (M,), M questions, M answers)."""
+    from .data.captions import COLORS, COUNT_WORDS, POSITION_PHRASE, QUESTION_TYPES, SHAPES, parse_caption
+
+    if not 0.0 <= exists_share <= 1.0:
+        raise ValueError(f"expected exists_share in [0, 1], got {exists_share}")
+    rng = np.random.default_rng(seed)
+    seen = np.argwhere(~world.heldout_mask)  # (colour, shape) pairs the world shows, as "is there" names them
+    used, questions, answers = [], [], []
+    for i, caption in enumerate(captions):
+        objects = parse_caption(caption)
+        if not objects or any(v is None for o in objects for v in o.values()):
+            continue
+        o = objects[rng.integers(len(objects))]
+        kind = "exists" if rng.random() < exists_share else QUESTION_TYPES[rng.integers(len(QUESTION_TYPES))]
+        if kind == "color":
+            q, a = f"what color is the {o['shape']}?", o["color"]
+        elif kind == "shape":
+            q, a = f"what shape is {POSITION_PHRASE[o['position']]}?", o["shape"]
+        elif kind == "count":
+            q, a = "how many shapes are there?", COUNT_WORDS[len(objects)]
+        elif kind == "exists":
+            color, shape = o["color"], o["shape"]
+            if rng.random() < 0.5:
+                c, s = seen[rng.integers(len(seen))]
+                color, shape = COLORS[c], SHAPES[s]
+            there = any(x["color"] == color and x["shape"] == shape for x in objects)
+            q, a = f"is there a {color} {shape}?", "yes" if there else "no"
+        elif kind == "position":
+            q, a = f"where is the {o['color']} {o['shape']}?", o["position"]
+        else:
+            q, a = f"what size is the {o['shape']}?", o["size"]
+        used.append(i)
+        questions.append(q)
+        answers.append(a)
+    return np.array(used, dtype=np.int64), questions, answers
+
+
 def text_corpus(world, n: int = 20_000) -> list[str]:
     """The LM's unpaired text, 4n lines from a ShapesWorld, no image in sight:
 

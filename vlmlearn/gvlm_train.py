@@ -1,14 +1,15 @@
-"""The three trainings of notebook 11's generative VLM, and its shipped checkpoint.
+"""The four trainings of notebook 11's generative VLM, and its shipped checkpoint.
 
     lm = causal_lm(tok)
     pretrain_text_lm(lm, text_corpus(world), tok)                         # 1. the LM reads text only
     model = GenerativeVLM(clip.image_encoder, lm, tok)
     align(model, web.images, web.captions)                                # 2. the projector learns to caption
-    instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val)   # 3. answers
-    model, record = load_pretrained_gvlm()                                # 1 and 2 as `make pretrain` ran them
+    instruction_tune(model, web.images[used], questions, answers)         # 3. questions written from the captions
+    instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val)   # 4. labeled answers
+    model, record = load_pretrained_gvlm()                                # 1 to 3 as `make pretrain` ran them
 
 Every stage is AdamW (weight decay 0.01 on weight matrices, none on embeddings, norms and biases: `param_groups`)
-under a warm-up-then-cosine schedule, one seed for the weights' draw and the batches. Stages 2 and 3 take images or
+under a warm-up-then-cosine schedule, one seed for the weights' draw and the batches. Stages 2 to 4 take images or
 their `image_features` (the tower is frozen: computing its tokens once saves about a quarter of each step).
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from .gvlm import (
     set_trainable,
     text_corpus,
     text_step,
+    written_questions,
 )
 from .gvlm_eval import vqa_scores
 from .optim import param_groups, warmup_cosine
@@ -72,7 +74,7 @@ def align(model: GenerativeVLM, images: torch.Tensor, captions: Sequence[str], *
 
 
 def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequence[str], answers: Sequence[str],
-                     *, val, val_images: torch.Tensor | None = None, captions: tuple | None = None,
+                     *, val=None, val_images: torch.Tensor | None = None, captions: tuple | None = None,
                      steps: int = 600, projector_lr: float = 1e-2, lm_lr: float = 1e-3, freeze_lm: bool = False,
                      batch_size: int = 32, eval_every: int = 100, seed: int = 0, progress: bool = True,
                      desc: str = "instruction tuning") -> History:
@@ -81,21 +83,25 @@ def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequ
     their features, captions) of web pairs, each step also trains on `batch_size` caption rows
     (`mixed_instruction_step`): the model keeps describing while it learns to answer. Every `eval_every` steps the
     exact match on the validation batch `val` (a `world.vqa(..., split="val")`; `val_images` its images or their
-    features, default val.images) is measured, and the model ends with the weights that scored best there (early
-    stopping on validation; the test set is never seen). The History's eval["val_exact"] holds the curve."""
+    features, default val.images) is measured, and the model ends with the weights that scored best there, the
+    weights it started from included (early stopping on validation; the test set is never seen). The History's
+    eval["val_exact"] holds the curve, from step 0. Without `val` (questions written from captions: no labels to
+    choose by) it ends with its last weights."""
     if len(images) < batch_size:
         batch_size = len(images)  # fewer labeled questions than a batch: all of them in every step
-    val_images = val.images if val_images is None else val_images
     set_trainable(model, projector=True, lm=not freeze_lm)
     optimizer, scheduler = _adamw(model, [(model.projector, projector_lr)] + ([] if freeze_lm else [(model.lm, lm_lr)]),
                                   steps)
     best = {"val": -1.0, "state": None}
+    val_images = val.images if val is not None and val_images is None else val_images
 
     def keep_best(m: GenerativeVLM) -> dict[str, float]:
         exact = vqa_scores(answer(m, val_images, val.questions), val)["exact"]
         if exact > best["val"]:
             best.update(val=exact, state=copy.deepcopy(m.state_dict()))
         return {"val_exact": exact}
+
+    start = keep_best(model)["val_exact"] if val is not None else None
 
     data = minibatches(*chat_tensors(model.tokenizer, images, questions, answers), batch_size=batch_size, seed=seed)
     step_fn = instruction_step
@@ -105,8 +111,11 @@ def instruction_tune(model: GenerativeVLM, images: torch.Tensor, questions: Sequ
         data = _zipped(data, rows)
         step_fn = mixed_instruction_step
     history = train(model, optimizer, step_fn, data, steps=steps, scheduler=scheduler, progress=progress,
-                    eval_fn=keep_best, eval_every=eval_every, desc=desc)
-    model.load_state_dict(best["state"])
+                    eval_fn=keep_best if val is not None else None, eval_every=eval_every, desc=desc)
+    if val is not None:
+        history.eval["step"].insert(0, 0)  # the curve starts where the model started
+        history.eval["val_exact"].insert(0, start)
+        model.load_state_dict(best["state"])
     return history
 
 
@@ -118,26 +127,38 @@ ARMS = {"text": {"lm": "text", "image_tokens": "patches"},      # the course's m
 
 def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: int = 2, heads: int = 4,
                   text_lines: int = 20_000, text_steps: int = 3000, text_lr: float = 1e-3, web_pairs: int = 20_000,
-                  align_steps: int = 3000, align_lr: float = 1e-2, align_lm_lr: float = 0.0, seed: int = 0,
+                  align_steps: int = 3000, align_lr: float = 1e-2, align_lm_lr: float = 0.0,
+                  question_steps: int = 3000, exists_share: float = 0.5, seed: int = 0,
                   progress: bool = True) -> tuple[dict[str, GenerativeVLM], dict[str, list[float]]]:
     """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
-    (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` aligned on `web_pairs` noisy web
-    pairs of `world` (`align`; indices from 200,000), each projector drawn with `seed`, so the same arguments give the
-    same models. Returns ({arm: model}, {stage: [first, last] training loss})."""
+    (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` (each with its own copy of its
+    LM, each projector drawn with `seed`, so the same arguments give the same models):
+    1. aligned on `web_pairs` noisy web pairs of `world` (`align`; indices from 200,000);
+    2. instruction-tuned for `question_steps` steps (projector and LM, `instruction_tune` without validation: no
+       labels) on questions written from the same web captions (`written_questions`, `exists_share`), still
+       captioning a batch of them at each step; 0 skips this stage.
+    Returns ({arm: model}, {stage: [first, last] training loss})."""
     tok = chat_tokenizer()
     lms = {name: causal_lm(tok, width=width, layers=layers, heads=heads, seed=seed) for name in ("text", "random")}
     history = pretrain_text_lm(lms["text"], text_corpus(world, text_lines), tok, steps=text_steps, lr=text_lr,
                                seed=seed, progress=progress)
     losses = {"text_lm": [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]}
     web = world.noisy_pairs(web_pairs, start=200_000)
+    used, questions, answers = written_questions(world, web.captions, exists_share=exists_share, seed=seed)
     models = {}
     for arm, parts in ARMS.items():
         with torch.random.fork_rng():  # each projector drawn with `seed`: torch's global generator is not seeded here
             torch.manual_seed(seed)
-            model = GenerativeVLM(vision, lms[parts["lm"]], tok, image_tokens=parts["image_tokens"])
-        history = align(model, model.image_features(web.images), web.captions, steps=align_steps, lr=align_lr,
-                        lm_lr=align_lm_lr, seed=seed, progress=progress)
+            model = GenerativeVLM(vision, copy.deepcopy(lms[parts["lm"]]), tok, image_tokens=parts["image_tokens"])
+        features = model.image_features(web.images)
+        history = align(model, features, web.captions, steps=align_steps, lr=align_lr, lm_lr=align_lm_lr, seed=seed,
+                        progress=progress)
         losses[f"align_{arm}"] = [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]
+        if question_steps:
+            history = instruction_tune(model, features[used], questions, answers, captions=(features, web.captions),
+                                       steps=question_steps, seed=seed, progress=progress,
+                                       desc="written questions")
+            losses[f"questions_{arm}"] = [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]
         models[arm] = model.eval()
     return models, losses
 
@@ -149,10 +170,10 @@ def _zipped(first, second):
 
 def load_pretrained_gvlm(arm: str = "text", path: str | Path = SHAPES_GVLM_CHECKPOINT
                          ) -> tuple[GenerativeVLM, dict]:
-    """Notebook 11's model after text pretraining and alignment as `benchmarks/pretrain_gvlm.py` ran them: notebook
-    01's shipped CLIP image tower, a projector aligned on web captions, and an LM, as `ARMS[arm]` says: "text" (the LM
-    pretrained on `text_corpus`, patch tokens), "random" (the LM as drawn) or "pooled" (CLIP's pooled vector as the
-    one image token). Returns (model in eval mode, the checkpoint's record)."""
+    """Notebook 11's model after text pretraining, alignment and the written questions as `benchmarks/pretrain_gvlm.py`
+    ran them (`pretrain_arms`): notebook 01's shipped CLIP image tower, a projector and an LM, as `ARMS[arm]` says:
+    "text" (the LM pretrained on `text_corpus`, patch tokens), "random" (the LM as drawn) or "pooled" (CLIP's pooled
+    vector as the one image token). Returns (model in eval mode, the checkpoint's record)."""
     from .clip_models import load_pretrained_clip
 
     state, record = assets.read_checkpoint(path, writer=WRITER)
