@@ -1,7 +1,7 @@
 """Pretrain notebook 11's text LM, align projectors to it and to a random LM, tune them on questions written from the
 web captions, and ship the three models.
 
-    python benchmarks/pretrain_gvlm.py                 # make pretrain: about 20 minutes on 2 cores
+    python benchmarks/pretrain_gvlm.py                 # make pretrain: about 15 minutes on 2 cores
     python benchmarks/pretrain_gvlm.py --text-steps 20 --align-steps 20 --question-steps 20 --out build/gvlm_test
 
 World seed 0, 32 px. 1. A small Llama (`vlmlearn.gvlm.causal_lm`) learns next-word prediction on `text_corpus`

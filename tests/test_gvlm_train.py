@@ -71,7 +71,8 @@ def test_each_stage_learns_and_instruction_tuning_keeps_the_best_validation_chec
     history = instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val, steps=40,
                                eval_every=10, batch_size=16, progress=False)
     curve = history.eval["val_exact"]
-    assert len(curve) == 4 and history.train["loss"][-1] < history.train["loss"][0]
+    assert history.eval["step"] == [0, 10, 20, 30, 40] and len(curve) == 5  # from the start
+    assert history.train["loss"][-1] < history.train["loss"][0]
     from vlmlearn.gvlm import answer
     from vlmlearn.gvlm_eval import vqa_scores
 
@@ -104,9 +105,10 @@ def test_the_checkpoint_round_trip(tmp_path, monkeypatch):
         load_pretrained_gvlm("text", tmp_path / "none.safetensors")
 
 
-def test_instruction_tuning_ends_with_the_weights_that_scored_best_on_validation(monkeypatch):
+@pytest.mark.parametrize("scores, best", [([0.1, 0.2, 0.9, 0.3, 0.4], 2), ([0.95, 0.2, 0.9, 0.3, 0.4], 0)])
+def test_instruction_tuning_ends_with_the_weights_that_scored_best_on_validation(monkeypatch, scores, best):
     model = tiny()
-    snapshots, scripted = [], iter([0.1, 0.9, 0.2, 0.3])
+    snapshots, scripted = [], iter(scores)
 
     def spy_answer(m, images, questions, **kwargs):
         snapshots.append(m.projector.net[0].weight.detach().clone())
@@ -117,9 +119,22 @@ def test_instruction_tuning_ends_with_the_weights_that_scored_best_on_validation
     labeled, val = WORLD.vqa(32), WORLD.vqa(8, split="val")
     history = instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val, steps=40,
                                eval_every=10, batch_size=16, progress=False)
-    assert history.eval["val_exact"] == [0.1, 0.9, 0.2, 0.3] and len(snapshots) == 4
-    assert torch.equal(model.projector.net[0].weight, snapshots[1]), "the model ends at the step that scored 0.9"
-    assert not torch.equal(snapshots[1], snapshots[3])
+    assert history.eval["val_exact"] == scores and history.eval["step"] == [0, 10, 20, 30, 40]
+    assert len(snapshots) == 5 and not torch.equal(snapshots[0], snapshots[4])
+    assert torch.equal(model.projector.net[0].weight, snapshots[best]), f"the model ends where it scored {max(scores)}"
+
+
+def test_instruction_tuning_without_validation_ends_with_its_last_weights(monkeypatch):
+    def no_answers(*args, **kwargs):
+        raise AssertionError("nothing to validate on: no answers should be written")
+
+    monkeypatch.setattr("vlmlearn.gvlm_train.answer", no_answers)
+    model, labeled = tiny(), WORLD.vqa(32)
+    before = model.projector.net[0].weight.detach().clone()
+    history = instruction_tune(model, labeled.images, labeled.questions, labeled.answers, steps=5, batch_size=16,
+                               progress=False)
+    assert history.eval["step"] == [] and len(history.train["loss"]) == 5
+    assert not torch.equal(model.projector.net[0].weight, before)
 
 
 def test_weight_decay_spares_embeddings_norms_and_biases_and_each_part_keeps_its_rate(monkeypatch):
@@ -156,9 +171,53 @@ def test_pretrain_arms_gives_the_same_models_for_the_same_arguments():
         vision = tiny().vision  # tiny() seeds the global generator
         torch.rand(draw_before)  # then a different global generator state for each run
         models, _ = pretrain_arms(vision, WORLD, width=32, layers=1, heads=2, text_lines=16, text_steps=2,
-                                  web_pairs=64, align_steps=2, progress=False)
+                                  web_pairs=64, align_steps=2, question_steps=2, progress=False)
         return {f"{arm}.{k}": v for arm, m in models.items() for k, v in m.state_dict().items()}
 
     first, second = run(1), run(7)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, different weights"
+
+
+def _said(objects: list[dict], question: str) -> str:
+    """What a scene's object list answers to one of ShapesWorld's questions (a second reading, for the test)."""
+    words = question.rstrip("?").split()
+    if question == "how many shapes are there?":
+        return ["zero", "one", "two"][len(objects)]
+    if question.startswith("is there a"):
+        return "yes" if any((o["color"], o["shape"]) == (words[3], words[4]) for o in objects) else "no"
+    if question.startswith("where is the"):
+        found, key = [o for o in objects if (o["color"], o["shape"]) == (words[3], words[4])], "position"
+    elif question.startswith("what shape is"):
+        found, key = [o for o in objects if o["position"] == words[-1]], "shape"
+    else:
+        found, key = [o for o in objects if o["shape"] == words[-1]], words[1]  # what color / what size
+    return found[0][key] if len(found) == 1 else "?"  # "?": the question is ambiguous for this scene
+
+
+def test_written_questions_ask_what_the_world_asks_and_answer_from_the_caption():
+    from vlmlearn.data.captions import POSITIONS, SHAPES, SIZES
+    from vlmlearn.gvlm import written_questions
+
+    world = ShapesWorld(seed=0, image_size=16)
+    forms = set(world.vqa(20_000).questions)
+    pairs = world.pairs(600)
+    used, questions, answers = written_questions(world, pairs.captions, exists_share=0.5, seed=1)
+    assert len(used) == len(questions) == len(answers) == 600  # every clean caption states every attribute
+    assert set(questions) <= forms, set(questions) - forms  # the world's own forms, nothing else
+    a = pairs.attributes
+    truth = [[{"color": COLORS[a["color"][i, j]], "shape": SHAPES[a["shape"][i, j]], "size": SIZES[a["size"][i, j]],
+               "position": POSITIONS[a["position"][i, j]]} for j in range(a["n_objects"][i])] for i in range(600)]
+    checked = [(_said(truth[i], q), a) for i, q, a in zip(used, questions, answers) if _said(truth[i], q) != "?"]
+    assert len(checked) > 500 and all(said == a for said, a in checked), [x for x in checked if x[0] != x[1]][:3]
+    exists = [a for q, a in zip(questions, answers) if q.startswith("is there")]
+    assert 0.5 < len(exists) / 600 < 0.67  # a half, plus a sixth of the rest
+    assert 0.3 < exists.count("yes") / len(exists) < 0.8
+    assert {q.split()[0] + q.split()[1] for q in questions} >= {"whatcolor", "whatshape", "howmany", "isthere",
+                                                                 "whereis", "whatsize"}
+    web = world.noisy_pairs(400, start=200_000)
+    used, _, _ = written_questions(world, web.captions)
+    junk = [i for i, c in enumerate(web.captions) if not parse_caption(c)]
+    assert junk and not set(junk) & set(used.tolist()) and len(used) == 400 - len(junk)
+    with pytest.raises(ValueError, match=r"exists_share in \[0, 1\], got 1.5"):
+        written_questions(world, web.captions, exists_share=1.5)
