@@ -12,7 +12,8 @@ control), and the text LM reading CLIP's pooled vector as one token (the pooled 
 learns to caption 20,000 noisy web pairs (`align`, `--align-steps`; `--align-lm-lr` > 0 lets the LM learn too).
 3. Each model, projector and LM, learns to answer one question written from each web caption (`written_questions`,
 `--exists-share` of them "is there a ...?"), batch 32 plus 32 caption rows, `--question-steps` steps: no labels.
-Writes <out>.safetensors (each arm's LM and projector, `text.`, `random.` and `pooled.`) and <out>.json (config,
+Writes <out>.safetensors (each arm's LM and projector, `text.`, `random.` and `pooled.`, and the LM after text
+pretraining alone, `text_lm.`) and <out>.json (config,
 settings, losses, each arm's descriptions of 200 validation images scored for hallucination and its exact match on
 200 validation questions, runtime, versions,
 fingerprint), which `vlmlearn.gvlm_train.load_pretrained_gvlm` reads.
@@ -63,7 +64,7 @@ def main() -> None:
     settings = {k: getattr(args, k) for k in ("width", "layers", "heads", "text_lines", "text_steps", "text_lr",
                                               "web_pairs", "align_steps", "align_lr", "align_lm_lr", "question_steps",
                                               "exists_share", "seed")}
-    models, losses = pretrain_arms(clip.image_encoder, world, progress=False, **settings)
+    models, lms, losses = pretrain_arms(clip.image_encoder, world, progress=False, **settings)
     val = world.vqa(200, split="val")
     described = {}
     for arm, model in models.items():
@@ -79,7 +80,7 @@ def main() -> None:
     record = {"model": "shapes-gvlm", "config": config, "arms": ARMS, "settings": settings, "batch_size": 64,
               "losses": losses, "val_descriptions": described, "runtime_s": round(time.perf_counter() - t0),
               "versions": versions(), **stamp(__file__)}
-    save_weights(checkpoint_parts(models), args.out.with_suffix(".safetensors"), record)
+    save_weights(checkpoint_parts(models, lms["text"]), args.out.with_suffix(".safetensors"), record)
     print(f"wrote {args.out}.safetensors and .json: text LM loss {losses['text_lm']} ({record['runtime_s']} s)")
 
 

@@ -6,7 +6,15 @@ import torch
 from vlmlearn.assets import save_weights
 from vlmlearn.data import COLORS, ShapesWorld, parse_caption
 from vlmlearn.gvlm import GenerativeVLM, caption_ids, causal_lm, chat_tokenizer, describe, text_corpus
-from vlmlearn.gvlm_train import ARMS, align, checkpoint_parts, instruction_tune, load_pretrained_gvlm, pretrain_text_lm
+from vlmlearn.gvlm_train import (
+    ARMS,
+    align,
+    checkpoint_parts,
+    instruction_tune,
+    load_pretrained_gvlm,
+    load_text_lms,
+    pretrain_text_lm,
+)
 from vlmlearn.models import SmallCNN
 
 WORLD = ShapesWorld(seed=0, image_size=16)
@@ -86,9 +94,11 @@ def test_the_checkpoint_round_trip(tmp_path, monkeypatch):
         for k, m in enumerate(models.values()):
             m.projector.net[0].weight.fill_(k)
     path = tmp_path / "gvlm.safetensors"
-    record = {"model": "shapes-gvlm", "arms": ARMS, "config": {"vocab_size": TOK.vocab_size, "context_length": 40,
-                                                            "width": 32, "layers": 2, "heads": 2, "projector": "mlp"}}
-    save_weights(checkpoint_parts(models), path, record)
+    record = {"model": "shapes-gvlm", "arms": ARMS, "settings": {"seed": 3},
+              "config": {"vocab_size": TOK.vocab_size, "context_length": 40, "width": 32, "layers": 2, "heads": 2,
+                         "projector": "mlp"}}
+    text_lm = causal_lm(TOK, width=32, heads=2, layers=2, seed=5)  # not any arm's LM
+    save_weights(checkpoint_parts(models, text_lm), path, record)
     vision = models["text"].vision
     monkeypatch.setattr("vlmlearn.clip_models.load_pretrained_clip",
                         lambda: (type("Clip", (), {"image_encoder": vision})(), None, None))
@@ -99,6 +109,12 @@ def test_the_checkpoint_round_trip(tmp_path, monkeypatch):
         assert loaded.lm.lm_head.weight.data_ptr() == loaded.lm.model.embed_tokens.weight.data_ptr()  # still tied
         for key, value in models[arm].lm.state_dict().items():
             assert torch.equal(loaded.lm.state_dict()[key], value), key
+    lms = load_text_lms(path)
+    for name, expected in (("text", text_lm), ("random", causal_lm(TOK, width=32, heads=2, layers=2, seed=3))):
+        assert lms[name].lm_head.weight.data_ptr() == lms[name].model.embed_tokens.weight.data_ptr()
+        for key, value in expected.state_dict().items():
+            assert torch.equal(lms[name].state_dict()[key], value), f"{name}: {key}"
+    assert not torch.equal(lms["text"].model.embed_tokens.weight, models["text"].lm.model.embed_tokens.weight)
     with pytest.raises(ValueError, match="arm must be one of"):
         load_pretrained_gvlm("bigger", path)
     with pytest.raises(FileNotFoundError, match="pretrain_gvlm"):
@@ -170,13 +186,21 @@ def test_pretrain_arms_gives_the_same_models_for_the_same_arguments():
     def run(draw_before: int):
         vision = tiny().vision  # tiny() seeds the global generator
         torch.rand(draw_before)  # then a different global generator state for each run
-        models, _ = pretrain_arms(vision, WORLD, width=32, layers=1, heads=2, text_lines=16, text_steps=2,
-                                  web_pairs=64, align_steps=2, question_steps=2, progress=False)
-        return {f"{arm}.{k}": v for arm, m in models.items() for k, v in m.state_dict().items()}
+        models, lms, _ = pretrain_arms(vision, WORLD, width=32, layers=1, heads=2, text_lines=16, text_steps=2,
+                                       web_pairs=64, align_steps=2, question_steps=2, progress=False)
+        named = {**{f"arm {a}": m.lm for a, m in models.items()}, **{f"lm {n}": lm for n, lm in lms.items()}}
+        return {f"{arm}.{k}": v for arm, m in models.items() for k, v in m.state_dict().items()} | {
+            f"{name}.{k}": v for name, m in named.items() for k, v in m.state_dict().items()}
 
     first, second = run(1), run(7)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first), "same seed, different weights"
+    embedding = {name: first[f"{name}.model.embed_tokens.weight"] for name in ("arm text", "arm pooled",
+                                                                               "arm random", "lm text", "lm random")}
+    for arm, lm in (("text", "text"), ("pooled", "text"), ("random", "random")):  # each arm trained its own copy
+        assert not torch.equal(embedding[f"arm {arm}"], embedding[f"lm {lm}"]), f"{arm}: its LM should have learned"
+    assert not torch.equal(embedding["arm text"], embedding["arm pooled"])
+    assert not torch.equal(embedding["lm text"], embedding["lm random"])
 
 
 def _said(objects: list[dict], question: str) -> str:

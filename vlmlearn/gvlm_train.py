@@ -7,6 +7,7 @@
     instruction_tune(model, web.images[used], questions, answers)         # 3. questions written from the captions
     instruction_tune(model, labeled.images, labeled.questions, labeled.answers, val=val)   # 4. labeled answers
     model, record = load_pretrained_gvlm()                                # 1 to 3 as `make pretrain` ran them
+    lms = load_text_lms()                                                 # the LM after 1 alone, and as drawn
 
 Every stage is AdamW (weight decay 0.01 on weight matrices, none on embeddings, norms and biases: `param_groups`)
 under a warm-up-then-cosine schedule, one seed for the weights' draw and the batches. Stages 2 to 4 take images or
@@ -129,15 +130,17 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
                   text_lines: int = 20_000, text_steps: int = 3000, text_lr: float = 1e-3, web_pairs: int = 20_000,
                   align_steps: int = 3000, align_lr: float = 1e-2, align_lm_lr: float = 0.0,
                   question_steps: int = 3000, exists_share: float = 0.5, seed: int = 0,
-                  progress: bool = True) -> tuple[dict[str, GenerativeVLM], dict[str, list[float]]]:
+                  progress: bool = True
+                  ) -> tuple[dict[str, GenerativeVLM], dict[str, torch.nn.Module], dict[str, list[float]]]:
     """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
     (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` (each with its own copy of its
-    LM, each projector drawn with `seed`, so the same arguments give the same models):
+    LM (`GenerativeVLM` copies it), each projector drawn with `seed`, so the same arguments give the same models):
     1. aligned on `web_pairs` noisy web pairs of `world` (`align`; indices from 200,000);
     2. instruction-tuned for `question_steps` steps (projector and LM, `instruction_tune` without validation: no
        labels) on questions written from the same web captions (`written_questions`, `exists_share`), still
        captioning a batch of them at each step; 0 skips this stage.
-    Returns ({arm: model}, {stage: [first, last] training loss})."""
+    Returns ({arm: model}, {"text": the LM after text pretraining alone, "random": the LM as drawn},
+    {stage: [first, last] training loss})."""
     tok = chat_tokenizer()
     lms = {name: causal_lm(tok, width=width, layers=layers, heads=heads, seed=seed) for name in ("text", "random")}
     history = pretrain_text_lm(lms["text"], text_corpus(world, text_lines), tok, steps=text_steps, lr=text_lr,
@@ -149,7 +152,7 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
     for arm, parts in ARMS.items():
         with torch.random.fork_rng():  # each projector drawn with `seed`: torch's global generator is not seeded here
             torch.manual_seed(seed)
-            model = GenerativeVLM(vision, copy.deepcopy(lms[parts["lm"]]), tok, image_tokens=parts["image_tokens"])
+            model = GenerativeVLM(vision, lms[parts["lm"]], tok, image_tokens=parts["image_tokens"])
         features = model.image_features(web.images)
         history = align(model, features, web.captions, steps=align_steps, lr=align_lr, lm_lr=align_lm_lr, seed=seed,
                         progress=progress)
@@ -160,7 +163,7 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
                                        desc="written questions")
             losses[f"questions_{arm}"] = [round(history.train["loss"][0], 4), round(history.train["loss"][-1], 4)]
         models[arm] = model.eval()
-    return models, losses
+    return models, {name: lm.eval() for name, lm in lms.items()}, losses
 
 
 def _zipped(first, second):
@@ -196,10 +199,26 @@ def load_pretrained_gvlm(arm: str = "text", path: str | Path = SHAPES_GVLM_CHECK
     return model.eval(), record
 
 
-def checkpoint_parts(models: dict[str, GenerativeVLM]) -> torch.nn.ModuleDict:
-    """What `load_pretrained_gvlm` reads, for `assets.save_weights`: each model's LM and projector under `{arm}.`
-    (the image tower is notebook 01's shipped CLIP, not stored twice; the LM's output layer is its input embedding,
-    tied, so only `lm.model` is stored)."""
-    return torch.nn.ModuleDict({arm: torch.nn.ModuleDict({"lm": torch.nn.ModuleDict({"model": m.lm.model}),
-                                                          "projector": m.projector})
-                                for arm, m in models.items()})
+def checkpoint_parts(models: dict[str, GenerativeVLM], text_lm: torch.nn.Module) -> torch.nn.ModuleDict:
+    """What `load_pretrained_gvlm` and `load_text_lms` read, for `assets.save_weights`: each model's LM and projector
+    under `{arm}.`, and the LM after text pretraining alone under `text_lm.` (the image tower is notebook 01's shipped
+    CLIP, not stored twice; an LM's output layer is its input embedding, tied, so only `lm.model` is stored)."""
+    parts = {arm: torch.nn.ModuleDict({"lm": torch.nn.ModuleDict({"model": m.lm.model}), "projector": m.projector})
+             for arm, m in models.items()}
+    return torch.nn.ModuleDict({**parts, "text_lm": torch.nn.ModuleDict({"model": text_lm.model})})
+
+
+def load_text_lms(path: str | Path = SHAPES_GVLM_CHECKPOINT) -> dict[str, torch.nn.Module]:
+    """The LMs before they met an image, as `pretrain_arms` made them: {"text": pretrained on `text_corpus` alone (read
+    from the checkpoint), "random": as drawn (drawn again with the recipe's seed)}, in eval mode."""
+    state, record = assets.read_checkpoint(path, writer=WRITER)
+    config = record["config"]
+    tok = chat_tokenizer(context_length=config["context_length"])
+    lms = {name: causal_lm(tok, width=config["width"], layers=config["layers"], heads=config["heads"],
+                           seed=record["settings"]["seed"]) for name in ("text", "random")}
+    ours = {k.removeprefix("text_lm."): v for k, v in state.items() if k.startswith("text_lm.")}
+    missing, unexpected = lms["text"].load_state_dict(ours, strict=False)  # lm_head: tied to the input embedding
+    if not ours or unexpected or any(k != "lm_head.weight" for k in missing):
+        raise ValueError(f"the checkpoint {path} holds no text LM that fits: missing {missing}, unexpected "
+                         f"{unexpected}; re-make it ({WRITER})")
+    return {name: lm.eval() for name, lm in lms.items()}
