@@ -134,11 +134,11 @@ def pretrain_arms(vision: torch.nn.Module, world, *, width: int = 128, layers: i
                   ) -> tuple[dict[str, GenerativeVLM], dict[str, torch.nn.Module], dict[str, list[float]]]:
     """The shipped recipe: one LM drawn with `seed`, a copy of it pretrained on `text_corpus(world, text_lines)`
     (`pretrain_text_lm`), then for each of ARMS a model on the image tower `vision` (each with its own copy of its
-    LM (`GenerativeVLM` copies it), each projector drawn with `seed`, so the same arguments give the same models):
-    1. aligned on `web_pairs` noisy web pairs of `world` (`align`; indices from 200,000);
-    2. instruction-tuned for `question_steps` steps (projector and LM, `instruction_tune` without validation: no
-       labels) on questions written from the same web captions (`written_questions`, `exists_share`), still
-       captioning a batch of them at each step; 0 skips this stage.
+    LM (`GenerativeVLM` copies it), each projector drawn with `seed`, so the same arguments give the same models),
+    first aligned on `web_pairs` noisy web pairs of `world` (`align`; indices from 200,000), then instruction-tuned
+    for `question_steps` steps (projector and LM, `instruction_tune` without validation: no labels) on questions
+    written from the same web captions (`written_questions`, `exists_share`), still captioning a batch of them at
+    each step; `question_steps=0` skips this second stage.
     Returns ({arm: model}, {"text": the LM after text pretraining alone, "random": the LM as drawn},
     {stage: [first, last] training loss})."""
     tok = chat_tokenizer()
